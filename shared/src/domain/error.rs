@@ -1,0 +1,81 @@
+//! Why the domain refuses a command.
+//!
+//! Each variant is a business rule or an input rule. [`DomainError::code`]
+//! gives the stable, machine-readable name the HTTP API puts in its
+//! `problem+json` bodies, so clients never parse messages.
+
+use thiserror::Error;
+
+use super::Currency;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    #[error("amount must be between 1 and 10^12 minor units, got {0}")]
+    InvalidAmount(i64),
+    #[error("{0:?} is not an ISO 4217 currency code")]
+    UnknownCurrency(String),
+    #[error("overdraft limit must be between 0 and 10^12 minor units, got {0}")]
+    InvalidOverdraftLimit(i64),
+    #[error("owner id must be 1 to 255 characters without control characters")]
+    InvalidOwner,
+    #[error("reference must be at most 140 characters without control characters")]
+    InvalidReference,
+    #[error("the account already exists")]
+    AccountAlreadyExists,
+    #[error("the account does not exist")]
+    AccountNotFound,
+    #[error("insufficient funds: balance {balance}, overdraft limit {overdraft_limit}, requested {requested}")]
+    InsufficientFunds { balance: i64, overdraft_limit: i64, requested: i64 },
+    #[error("the account is frozen")]
+    AccountFrozen,
+    #[error("the account is closed")]
+    AccountClosed,
+    #[error("currencies differ: {from} and {to}")]
+    CurrencyMismatch { from: Currency, to: Currency },
+    #[error("a transfer needs two different accounts")]
+    SameAccount,
+    #[error("the balance must be zero to close the account, it is {0}")]
+    NonZeroBalance(i64),
+    #[error("the balance would overflow")]
+    BalanceOverflow,
+    #[error("the event history is inconsistent: {0}")]
+    InvalidHistory(String),
+}
+
+impl DomainError {
+    /// The stable error code used in API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidAmount(_)
+            | Self::UnknownCurrency(_)
+            | Self::InvalidOverdraftLimit(_)
+            | Self::InvalidOwner
+            | Self::InvalidReference => "validation_failed",
+            Self::AccountAlreadyExists => "account_already_exists",
+            Self::AccountNotFound => "account_not_found",
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::AccountFrozen => "account_frozen",
+            Self::AccountClosed => "account_closed",
+            Self::CurrencyMismatch { .. } => "currency_mismatch",
+            Self::SameAccount => "same_account",
+            Self::NonZeroBalance(_) => "nonzero_balance",
+            Self::BalanceOverflow => "balance_overflow",
+            Self::InvalidHistory(_) => "internal_error",
+        }
+    }
+
+    /// True for refusals by a business rule (HTTP 422), which are final for
+    /// the request and so are stored with its idempotency key.
+    pub fn is_business_rule(&self) -> bool {
+        matches!(
+            self,
+            Self::InsufficientFunds { .. }
+                | Self::AccountFrozen
+                | Self::AccountClosed
+                | Self::CurrencyMismatch { .. }
+                | Self::SameAccount
+                | Self::NonZeroBalance(_)
+                | Self::BalanceOverflow
+        )
+    }
+}
