@@ -5,6 +5,15 @@
 //!   the transactional outbox, idempotency records and snapshots.
 //! - [`accounts`]: the typed layer between the two: load an account, commit
 //!   what the domain decided.
-//! - [`config`], [`telemetry`]: settings from the environment, JSON logs.
+//! - [`idempotency`]: `Idempotency-Key` validation and request hashing.
+//! - [`config`], [`db`], [`migrate`], [`telemetry`]: settings from the
+//!   environment, the connection pool, schema migrations, JSON logs.
 
+pub mod accounts;
+pub mod config;
+pub mod db;
 pub mod domain;
+pub mod event_store;
+pub mod idempotency;
+pub mod migrate;
+pub mod telemetry;

@@ -1,0 +1,193 @@
+//! The in-memory event store: the embedded mode's storage and the fast
+//! stand-in for unit tests. It keeps the same contract as PostgreSQL (the
+//! conformance suite runs against both); one mutex makes every append atomic.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{
+    AppendBatch, AppendOutcome, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings,
+    StreamVersion, outbox_messages, validate_batch,
+};
+use crate::idempotency::IdempotencyRecord;
+
+#[derive(Default)]
+pub struct InMemoryEventStore {
+    settings: StoreSettings,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Indexes into `log`, per stream, in version order.
+    streams: HashMap<Uuid, Vec<usize>>,
+    /// Every event in global order; position = index + 1.
+    log: Vec<RecordedEvent>,
+    event_ids: HashSet<Uuid>,
+    snapshots: HashMap<Uuid, Snapshot>,
+    outbox: Vec<OutboxMessage>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+}
+
+impl InMemoryEventStore {
+    pub fn new(settings: StoreSettings) -> Self {
+        Self { settings, inner: Mutex::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves no half-written batch (writes
+        // happen after all checks), so the data is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn version(&self, stream_id: Uuid) -> u64 {
+        self.streams.get(&stream_id).map_or(0, |events| events.len() as u64)
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+        validate_batch(&batch, &self.settings)?;
+        let mut inner = self.lock();
+        let now = Utc::now();
+
+        // Every check first; only then any write, so a refusal writes nothing.
+        if let Some(record) = &batch.idempotency {
+            let slot = (record.caller_id.clone(), record.key.as_str().to_owned());
+            if let Some(existing) = inner.idempotency.get(&slot).filter(|r| r.expires_at > now) {
+                if existing.request_hash == record.request_hash {
+                    return Ok(AppendOutcome::Replayed(existing.clone()));
+                }
+                return Err(StoreError::IdempotencyKeyReused { key: existing.key.clone() });
+            }
+        }
+        for stream in &batch.streams {
+            let actual = inner.version(stream.stream_id);
+            if actual != stream.expected_version {
+                if actual == 0 {
+                    return Err(StoreError::StreamNotFound(stream.stream_id));
+                }
+                return Err(StoreError::ConcurrencyConflict { stream_id: stream.stream_id, expected: stream.expected_version, actual });
+            }
+            if let Some(event) = stream.events.iter().find(|e| inner.event_ids.contains(&e.event_id)) {
+                return Err(StoreError::DuplicateEventId(event.event_id));
+            }
+        }
+
+        let mut versions = Vec::with_capacity(batch.streams.len());
+        for stream in &batch.streams {
+            for (i, event) in stream.events.iter().enumerate() {
+                let recorded = RecordedEvent {
+                    global_position: inner.log.len() as i64 + 1,
+                    stream_id: stream.stream_id,
+                    version: stream.expected_version + 1 + i as u64,
+                    event_id: event.event_id,
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    payload: event.payload.clone(),
+                    metadata: batch.metadata.clone(),
+                };
+                let index = inner.log.len();
+                inner.log.push(recorded);
+                inner.streams.entry(stream.stream_id).or_default().push(index);
+                inner.event_ids.insert(event.event_id);
+            }
+            for message in outbox_messages(stream, &batch.metadata) {
+                let id = inner.outbox.len() as i64 + 1;
+                inner.outbox.push(OutboxMessage {
+                    id,
+                    event_id: message.event_id,
+                    stream_id: message.stream_id,
+                    stream_version: message.stream_version,
+                    topic: self.settings.events_topic.clone(),
+                    key: message.key,
+                    payload: message.payload,
+                    headers: message.headers,
+                    status: OutboxStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                    created_at: now,
+                });
+            }
+            if let Some(snapshot) = &stream.snapshot {
+                let newer = inner.snapshots.get(&stream.stream_id).is_none_or(|old| old.version < snapshot.version);
+                if newer {
+                    inner.snapshots.insert(
+                        stream.stream_id,
+                        Snapshot {
+                            stream_id: stream.stream_id,
+                            version: snapshot.version,
+                            schema_version: snapshot.schema_version,
+                            state: snapshot.state.clone(),
+                            taken_at: now,
+                        },
+                    );
+                }
+            }
+            versions.push(StreamVersion { stream_id: stream.stream_id, version: inner.version(stream.stream_id) });
+        }
+        if let Some(record) = batch.idempotency {
+            let slot = (record.caller_id.clone(), record.key.as_str().to_owned());
+            inner.idempotency.insert(
+                slot,
+                IdempotencyRecord {
+                    caller_id: record.caller_id,
+                    key: record.key.as_str().to_owned(),
+                    request_hash: record.request_hash,
+                    response_status: record.response_status,
+                    response_body: record.response_body,
+                    created_at: batch.metadata.recorded_at,
+                    expires_at: record.expires_at,
+                },
+            );
+        }
+        Ok(AppendOutcome::Committed(versions))
+    }
+
+    async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.lock();
+        let indexes = inner.streams.get(&stream_id).map(Vec::as_slice).unwrap_or_default();
+        Ok(indexes.iter().skip(after_version as usize).map(|&i| inner.log[i].clone()).collect())
+    }
+
+    async fn stream_version(&self, stream_id: Uuid) -> Result<Option<u64>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.streams.get(&stream_id).map(|events| events.len() as u64))
+    }
+
+    async fn read_all(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.lock();
+        let start = usize::try_from(after_position.max(0)).unwrap_or(usize::MAX);
+        Ok(inner.log.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn load_snapshot(&self, stream_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.lock().snapshots.get(&stream_id).cloned())
+    }
+
+    async fn find_idempotency(&self, caller_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let now = Utc::now();
+        let inner = self.lock();
+        Ok(inner.idempotency.get(&(caller_id.to_owned(), key.to_owned())).filter(|r| r.expires_at > now).cloned())
+    }
+
+    async fn purge_expired_idempotency(&self) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let mut inner = self.lock();
+        let before = inner.idempotency.len();
+        inner.idempotency.retain(|_, record| record.expires_at > now);
+        Ok((before - inner.idempotency.len()) as u64)
+    }
+
+    async fn outbox_for_stream(&self, stream_id: Uuid) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(self.lock().outbox.iter().filter(|m| m.stream_id == stream_id).cloned().collect())
+    }
+}
