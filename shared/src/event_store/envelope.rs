@@ -24,6 +24,20 @@ pub struct EventMetadata {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl EventMetadata {
+    /// Metadata stamped now, to the microsecond (PostgreSQL's precision, so a
+    /// stored and re-read event compares equal).
+    pub fn now(correlation_id: impl Into<String>, causation_id: Uuid, actor: impl Into<String>) -> Self {
+        let micros = Utc::now().timestamp_micros();
+        Self {
+            correlation_id: correlation_id.into(),
+            causation_id,
+            actor: actor.into(),
+            recorded_at: DateTime::from_timestamp_micros(micros).expect("now is a valid time"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventEnvelope {
     pub event_id: Uuid,
