@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: start the services, then run every test.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -p NAME    # extra arguments go to cargo test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services.sh
+
+export LEDGERLINE_TEST_DATABASE_URL=${LEDGERLINE_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test}
+
+if [ $# -eq 0 ]; then
+    set -- --workspace
+fi
+cargo test --locked "$@"

@@ -1,0 +1,61 @@
+//! The schema migrations, applied to a brand-new database: they create every
+//! table, and running them again changes nothing.
+
+use ledgerline_shared::migrate;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+fn admin_url() -> String {
+    let test_url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
+    // Same server, the maintenance database.
+    match test_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/postgres"),
+        None => test_url,
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("PostgreSQL is up (scripts/services.sh)");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn migrations_build_the_schema_on_an_empty_database_and_rerun_as_a_no_op() {
+    let admin = connect(&admin_url()).await;
+    let name = format!("ledgerline_migration_{}", Uuid::new_v4().simple());
+    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
+    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+
+    let first = migrate::run(&url).await.unwrap();
+    assert_eq!(first, vec!["event_store".to_string()]);
+    let second = migrate::run(&url).await.unwrap();
+    assert!(second.is_empty(), "nothing left to apply, got {second:?}");
+
+    let client = connect(&url).await;
+    let rows = client
+        .query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", &[])
+        .await
+        .unwrap();
+    let tables: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for table in ["events", "idempotency_keys", "outbox", "refinery_schema_history", "snapshots", "streams"] {
+        assert!(tables.iter().any(|t| t == table), "{table} missing from {tables:?}");
+    }
+    drop(client);
+    admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_processes_migrating_at_once_take_turns() {
+    let admin = connect(&admin_url()).await;
+    let name = format!("ledgerline_migration_{}", Uuid::new_v4().simple());
+    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
+    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+
+    let (a, b) = tokio::join!(migrate::run(&url), migrate::run(&url));
+    let mut applied = a.unwrap();
+    applied.extend(b.unwrap());
+    assert_eq!(applied, vec!["event_store".to_string()], "each migration applied exactly once");
+    admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+}
