@@ -5,6 +5,8 @@
 //!   the transactional outbox, idempotency records and snapshots.
 //! - [`accounts`]: the typed layer between the two: load an account, commit
 //!   what the domain decided.
+//! - [`outbox`]: the publishing side of the transactional outbox (claim
+//!   under a lock, record outcomes, prune), for both stores.
 //! - [`idempotency`]: `Idempotency-Key` validation and request hashing.
 //! - [`config`], [`db`], [`migrate`], [`telemetry`]: settings from the
 //!   environment, the connection pool, schema migrations, JSON logs.
@@ -16,4 +18,5 @@ pub mod domain;
 pub mod event_store;
 pub mod idempotency;
 pub mod migrate;
+pub mod outbox;
 pub mod telemetry;

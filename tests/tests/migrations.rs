@@ -29,7 +29,7 @@ async fn migrations_build_the_schema_on_an_empty_database_and_rerun_as_a_no_op()
     let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
 
     let first = migrate::run(&url).await.unwrap();
-    assert_eq!(first, vec!["event_store".to_string()]);
+    assert_eq!(first, vec!["event_store".to_string(), "outbox_publisher".to_string()]);
     let second = migrate::run(&url).await.unwrap();
     assert!(second.is_empty(), "nothing left to apply, got {second:?}");
 
@@ -56,6 +56,6 @@ async fn two_processes_migrating_at_once_take_turns() {
     let (a, b) = tokio::join!(migrate::run(&url), migrate::run(&url));
     let mut applied = a.unwrap();
     applied.extend(b.unwrap());
-    assert_eq!(applied, vec!["event_store".to_string()], "each migration applied exactly once");
+    assert_eq!(applied, vec!["event_store".to_string(), "outbox_publisher".to_string()], "each migration applied exactly once");
     admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! conformance suite runs against both); one mutex makes every append atomic.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -14,11 +15,14 @@ use super::{
     StreamVersion, outbox_messages, validate_batch,
 };
 use crate::idempotency::IdempotencyRecord;
+use crate::outbox::MemoryOutboxState;
 
 #[derive(Default)]
 pub struct InMemoryEventStore {
     settings: StoreSettings,
     inner: Mutex<Inner>,
+    /// The outbox publisher lock (see `crate::outbox`).
+    publisher_lock: AtomicBool,
 }
 
 #[derive(Default)]
@@ -30,18 +34,32 @@ struct Inner {
     event_ids: HashSet<Uuid>,
     snapshots: HashMap<Uuid, Snapshot>,
     outbox: Vec<OutboxMessage>,
+    /// Outbox bookkeeping of the publisher (see `crate::outbox`).
+    outbox_state: MemoryOutboxState,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
 }
 
 impl InMemoryEventStore {
     pub fn new(settings: StoreSettings) -> Self {
-        Self { settings, inner: Mutex::default() }
+        Self { settings, inner: Mutex::default(), publisher_lock: AtomicBool::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves no half-written batch (writes
         // happen after all checks), so the data is still consistent.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The outbox rows and the publisher's bookkeeping, under the store's lock.
+    pub(crate) fn with_outbox<R>(&self, f: impl FnOnce(&mut Vec<OutboxMessage>, &mut MemoryOutboxState) -> R) -> R {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        f(&mut inner.outbox, &mut inner.outbox_state)
+    }
+
+    /// Set while an outbox publisher holds a claimed batch.
+    pub(crate) fn publisher_lock(&self) -> &AtomicBool {
+        &self.publisher_lock
     }
 }
 
@@ -100,7 +118,8 @@ impl EventStore for InMemoryEventStore {
                 inner.event_ids.insert(event.event_id);
             }
             for message in outbox_messages(stream, &batch.metadata) {
-                let id = inner.outbox.len() as i64 + 1;
+                // Pruned rows still count, so ids are never reused.
+                let id = inner.outbox.len() as i64 + inner.outbox_state.pruned + 1;
                 inner.outbox.push(OutboxMessage {
                     id,
                     event_id: message.event_id,

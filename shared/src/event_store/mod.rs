@@ -25,6 +25,7 @@ pub(crate) use envelope::bincode_config;
 pub use error::StoreError;
 pub use memory::InMemoryEventStore;
 pub use postgres::PostgresEventStore;
+pub(crate) use postgres::map_pg_error;
 
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 

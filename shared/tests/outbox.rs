@@ -1,0 +1,175 @@
+//! The outbox publishing contract (`ledgerline_shared::outbox`), run against
+//! the in-memory store and a real PostgreSQL database of its own.
+
+mod support;
+
+use std::time::Duration;
+
+use ledgerline_shared::event_store::{
+    AppendBatch, EventMetadata, EventStore, InMemoryEventStore, NewEvent, OutboxMessage, OutboxStatus, StoreSettings, StreamAppend,
+};
+use ledgerline_shared::outbox::{Outcome, OutboxStore};
+use support::FreshDatabase;
+use uuid::Uuid;
+
+const HOLD: Duration = Duration::from_secs(30);
+
+async fn append(store: &dyn EventStore, stream_id: Uuid, expected_version: u64, count: usize) {
+    let events = (0..count)
+        .map(|i| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "MoneyDeposited".into(),
+            schema_version: 1,
+            payload: vec![i as u8; 8],
+        })
+        .collect();
+    store
+        .append(AppendBatch {
+            streams: vec![StreamAppend { stream_id, expected_version, events, snapshot: None }],
+            metadata: EventMetadata::now("corr", Uuid::now_v7(), "test"),
+            idempotency: None,
+        })
+        .await
+        .expect("append");
+}
+
+fn versions(messages: &[OutboxMessage], stream_id: Uuid) -> Vec<u64> {
+    messages.iter().filter(|m| m.stream_id == stream_id).map(|m| m.stream_version).collect()
+}
+
+async fn claims_in_order_and_holds_back_siblings_of_a_waiting_row<S: EventStore + OutboxStore>(store: &S) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    append(store, a, 0, 1).await;
+    append(store, b, 0, 1).await;
+    append(store, a, 1, 2).await;
+    append(store, b, 1, 1).await;
+
+    let batch = store.claim(100, HOLD).await.unwrap().expect("the lock is free");
+    let ids: Vec<i64> = batch.messages().iter().map(|m| m.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "outbox order: {ids:?}");
+    assert_eq!(versions(batch.messages(), a), vec![1, 2, 3]);
+    assert_eq!(versions(batch.messages(), b), vec![1, 2]);
+    let a1 = batch.messages().iter().find(|m| m.stream_id == a).unwrap().id;
+    let b1 = batch.messages().iter().find(|m| m.stream_id == b).unwrap().id;
+    batch
+        .complete(vec![
+            Outcome::Failed { id: a1, error: "broker down".into(), retry_after: Duration::from_secs(3600) },
+            Outcome::Published { id: b1 },
+        ])
+        .await
+        .unwrap();
+
+    // a's v2 and v3 wait behind v1, which waits for its retry; b flows.
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    assert_eq!(versions(batch.messages(), a), Vec::<u64>::new());
+    assert_eq!(versions(batch.messages(), b), vec![2]);
+    drop(batch);
+
+    let rows = store.outbox_for_stream(a).await.unwrap();
+    assert_eq!(rows[0].status, OutboxStatus::Pending);
+    assert_eq!(rows[0].attempts, 1);
+    assert_eq!(rows[0].last_error.as_deref(), Some("broker down"));
+    assert!(rows[0].next_attempt_at > chrono::Utc::now() + chrono::Duration::minutes(50));
+    assert_eq!(store.outbox_for_stream(b).await.unwrap()[0].status, OutboxStatus::Published);
+
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.due, counts.published, counts.dead), (4, 3, 1, 0));
+    assert!(counts.oldest_pending_at.is_some());
+}
+
+async fn one_publisher_at_a_time_and_a_dropped_batch_records_nothing<S: EventStore + OutboxStore>(store: &S) {
+    let a = Uuid::new_v4();
+    append(store, a, 0, 3).await;
+    let first = store.claim(100, HOLD).await.unwrap().expect("the lock is free");
+    assert_eq!(first.messages().len(), 3);
+    assert!(store.claim(100, HOLD).await.unwrap().is_none(), "a second publisher must not get the lock");
+    drop(first); // a crash before recording anything
+    let again = store.claim(100, HOLD).await.unwrap().expect("a dropped batch releases the lock");
+    assert_eq!(versions(again.messages(), a), vec![1, 2, 3]);
+    assert!(again.messages().iter().all(|m| m.attempts == 0 && m.last_error.is_none()));
+    // An outcome for a row that was not claimed is refused, and records nothing.
+    let stranger = Outcome::Published { id: i64::MAX };
+    assert!(again.complete(vec![stranger]).await.is_err());
+    assert!(store.outbox_for_stream(a).await.unwrap().iter().all(|m| m.status == OutboxStatus::Pending));
+    assert!(store.claim(1, HOLD).await.unwrap().is_some(), "a failed completion releases the lock too");
+}
+
+async fn dead_rows_are_never_claimed_again<S: EventStore + OutboxStore>(store: &S) {
+    let a = Uuid::new_v4();
+    append(store, a, 0, 2).await;
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    let first = batch.messages()[0].id;
+    batch.complete(vec![Outcome::Dead { id: first, error: "too large".into() }]).await.unwrap();
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    assert_eq!(versions(batch.messages(), a), vec![2], "the dead row is settled; the next one flows");
+    drop(batch);
+    let rows = store.outbox_for_stream(a).await.unwrap();
+    assert_eq!((rows[0].status, rows[0].attempts, rows[0].last_error.as_deref()), (OutboxStatus::Dead, 1, Some("too large")));
+    assert_eq!(store.counts().await.unwrap().dead, 1);
+}
+
+async fn prunes_only_published_rows_past_retention<S: EventStore + OutboxStore>(store: &S) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    append(store, a, 0, 3).await;
+    append(store, b, 0, 1).await;
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    let outcomes = batch
+        .messages()
+        .iter()
+        .map(|m| match (m.stream_id == b, m.stream_version) {
+            (true, _) => Outcome::Dead { id: m.id, error: "poison".into() },
+            (false, 3) => Outcome::Failed { id: m.id, error: "timeout".into(), retry_after: Duration::ZERO },
+            _ => Outcome::Published { id: m.id },
+        })
+        .collect();
+    batch.complete(outcomes).await.unwrap();
+
+    assert_eq!(store.prune_published(Duration::from_secs(3600), 1000).await.unwrap(), 0, "nothing is older than an hour");
+    tokio::time::sleep(Duration::from_millis(20)).await; // let "published 10 ms ago" be in the past
+    assert_eq!(store.prune_published(Duration::from_millis(10), 1).await.unwrap(), 1, "the limit is honoured");
+    assert_eq!(store.prune_published(Duration::from_millis(10), 1000).await.unwrap(), 1);
+    let left: Vec<(u64, OutboxStatus)> = store.outbox_for_stream(a).await.unwrap().iter().map(|m| (m.stream_version, m.status)).collect();
+    assert_eq!(left, vec![(3, OutboxStatus::Pending)]);
+    assert_eq!(store.outbox_for_stream(b).await.unwrap()[0].status, OutboxStatus::Dead, "dead rows are kept");
+
+    // New rows still get fresh, larger ids after pruning.
+    append(store, a, 3, 1).await;
+    let rows = store.outbox_for_stream(a).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].id > rows[0].id);
+    let all_ids: Vec<i64> = store.outbox_for_stream(b).await.unwrap().iter().chain(rows.iter()).map(|m| m.id).collect();
+    let unique: std::collections::HashSet<_> = all_ids.iter().collect();
+    assert_eq!(unique.len(), all_ids.len(), "ids are never reused: {all_ids:?}");
+}
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&InMemoryEventStore::new(StoreSettings::default())).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let database = FreshDatabase::create().await;
+                    super::$name(&database.store(StoreSettings::default())).await;
+                    database.drop_database().await;
+                }
+            )*
+        }
+    };
+}
+
+both_stores!(
+    claims_in_order_and_holds_back_siblings_of_a_waiting_row,
+    one_publisher_at_a_time_and_a_dropped_batch_records_nothing,
+    dead_rows_are_never_claimed_again,
+    prunes_only_published_rows_past_retention,
+);
