@@ -1,0 +1,123 @@
+//! Reading what a command request carries besides identity: the JSON body
+//! (bounded, strict), the `Idempotency-Key`, and the correlation id.
+
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use lambda_http::request::RequestContext;
+use ledgerline_shared::idempotency::IdempotencyKey;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::problem::ApiError;
+
+/// Command bodies are small; anything larger is refused before parsing.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Reads the body, up to [`MAX_BODY_BYTES`].
+pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body exceeds {MAX_BODY_BYTES} bytes"))
+    })
+}
+
+/// Parses a JSON body strictly: the types use `deny_unknown_fields`, and a
+/// declared content type other than JSON is refused.
+pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let is_json = content_type.to_str().is_ok_and(|v| {
+            let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        });
+        if !is_json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
+}
+
+/// The body in a canonical form (parsed and re-serialized, keys sorted), so
+/// a retry that only differs in whitespace or key order is the same request.
+pub fn canonical_body(bytes: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) => serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec()),
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+/// The `Idempotency-Key` header, validated when present.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::validation("Idempotency-Key must be printable ASCII"))?;
+    IdempotencyKey::new(text).map(Some).map_err(|e| ApiError::validation(e.to_string()))
+}
+
+pub fn required_idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    idempotency_key(headers)?.ok_or_else(|| ApiError::validation("this request needs an Idempotency-Key header"))
+}
+
+/// Ties logs and event metadata to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationId(pub String);
+
+impl CorrelationId {
+    pub const HEADER: &'static str = "x-correlation-id";
+
+    /// The caller's `x-correlation-id` when it is sane, else API Gateway's
+    /// request id, else a new one.
+    pub fn from_parts(parts: &Parts) -> Self {
+        let from_header = parts
+            .headers
+            .get(Self::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)));
+        if let Some(id) = from_header {
+            return Self(id.to_owned());
+        }
+        let from_gateway = parts.extensions.get::<RequestContext>().and_then(|context| match context {
+            RequestContext::ApiGatewayV2(v2) => v2.request_id.clone().filter(|id| !id.is_empty()),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        });
+        Self(from_gateway.unwrap_or_else(|| Uuid::new_v4().to_string()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts))
+    }
+}
+
+/// Parses an account id from the path.
+pub fn account_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::validation(format!("{text:?} is not an account id (a UUID)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_bodies_ignore_whitespace_and_key_order() {
+        assert_eq!(canonical_body(br#"{"b":1, "a":2}"#), canonical_body(br#"{"a":2,"b":1}"#));
+        assert_ne!(canonical_body(br#"{"a":2}"#), canonical_body(br#"{"a":3}"#));
+        assert_eq!(canonical_body(b"not json"), b"not json");
+    }
+
+    #[test]
+    fn a_content_type_other_than_json_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert_eq!(parse_json::<serde_json::Value>(&headers, b"{}").unwrap_err().code, "unsupported_media_type");
+        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        assert!(parse_json::<serde_json::Value>(&headers, b"{}").is_ok());
+    }
+}

@@ -1,0 +1,362 @@
+//! The routes and their handlers: HTTP in, a [`Decision`] out.
+//!
+//! Each handler validates its input (400), then hands a closure to
+//! [`execute`] that loads, authorizes (404, 403) and decides. The closure may
+//! run several times when the account changes under it.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use ledgerline_shared::domain::{
+    Account, AccountCommand, Amount, Currency, DomainError, OverdraftLimit, OwnerId, Reference, TransferCommand, decide, decide_transfer,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::execute::{Answer, CommandContext, Decision, execute};
+use crate::problem::ApiError;
+use crate::request::{CorrelationId, account_id, idempotency_key, parse_json, read_body, required_idempotency_key};
+use crate::state::AppState;
+use crate::views::{AccountView, BalanceView, StatusView, TransferView, VersionView};
+
+/// Every route this API serves, as (method, path template). The OpenAPI
+/// document in docs/ is checked against this list by a test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/accounts"),
+    ("POST", "/accounts/{id}/deposits"),
+    ("POST", "/accounts/{id}/withdrawals"),
+    ("POST", "/transfers"),
+    ("POST", "/accounts/{id}/freeze"),
+    ("POST", "/accounts/{id}/unfreeze"),
+    ("POST", "/accounts/{id}/close"),
+];
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/accounts", post(open_account))
+        .route("/accounts/{id}/deposits", post(deposit))
+        .route("/accounts/{id}/withdrawals", post(withdraw))
+        .route("/transfers", post(transfer))
+        .route("/accounts/{id}/freeze", post(freeze))
+        .route("/accounts/{id}/unfreeze", post(unfreeze))
+        .route("/accounts/{id}/close", post(close))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(middleware::from_fn(correlate))
+        .with_state(state)
+}
+
+/// Gives each request a correlation id (echoed in the response) and a log
+/// span, and logs how it ended.
+async fn correlate(mut request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let correlation_id = CorrelationId::from_parts(&parts);
+    parts.extensions.insert(correlation_id.clone());
+    request = Request::from_parts(parts, body);
+    let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), correlation_id = %correlation_id.0);
+    let started = std::time::Instant::now();
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_millis() as u64, "request finished")
+    });
+    if let Ok(value) = HeaderValue::from_str(&correlation_id.0) {
+        response.headers_mut().insert(CorrelationId::HEADER, value);
+    }
+    response
+}
+
+// ---- request bodies ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenAccountBody {
+    currency: String,
+    #[serde(default)]
+    overdraft_limit: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyBody {
+    amount: i64,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    from_account_id: Uuid,
+    to_account_id: Uuid,
+    amount: i64,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+/// Freeze, unfreeze and close take no fields; an empty body or `{}` is fine.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+fn reference(text: Option<String>) -> Result<Option<Reference>, ApiError> {
+    text.map(Reference::new).transpose().map_err(ApiError::from)
+}
+
+// ---- shared steps ----
+
+/// Loads an account the caller may act on: 404 if it does not exist, 403 if
+/// it is someone else's.
+async fn load_owned(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
+    let account = state.repository().load(id).await?.ok_or_else(ApiError::not_found)?;
+    if !caller.may_act_for(account.owner_id.as_str()) {
+        return Err(ApiError::forbidden("the account belongs to someone else"));
+    }
+    Ok(account)
+}
+
+/// A domain refusal: business rules become a stored 422, the rest an
+/// unstored error.
+fn refusal(error: DomainError) -> Result<Decision, ApiError> {
+    if error.is_business_rule() { Ok(Decision::Refuse(error.into())) } else { Err(error.into()) }
+}
+
+/// Decides `command` on one account the caller may act on; answers with `view`.
+async fn decide_on_account(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    command: &AccountCommand,
+    view: fn(&Account) -> Answer,
+) -> Result<Decision, ApiError> {
+    let account = load_owned(state, caller, id).await?;
+    let events = match decide(Some(&account), command, Utc::now()) {
+        Ok(events) => events,
+        Err(error) => return refusal(error),
+    };
+    if events.is_empty() {
+        return Ok(Decision::Commit { changes: vec![], answer: view(&account) });
+    }
+    let change = state.repository().stage(id, Some(&account), &events)?;
+    let answer = view(&change.after);
+    Ok(Decision::Commit { changes: vec![change], answer })
+}
+
+// ---- handlers ----
+
+async fn open_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body).await?;
+    let key = idempotency_key(&headers)?;
+    let input: OpenAccountBody = parse_json(&headers, &bytes)?;
+    let currency: Currency = input.currency.parse()?;
+    let overdraft_limit = OverdraftLimit::new(input.overdraft_limit)?;
+    if overdraft_limit.minor_units() > 0 && !caller.is_admin {
+        return Err(ApiError::forbidden("only an administrator may grant an overdraft"));
+    }
+    let owner_id = OwnerId::new(caller.id.clone())?;
+    let context = CommandContext::new(caller, key, uri.path(), &bytes, correlation_id);
+    let account_id = Uuid::new_v4();
+    let command = AccountCommand::Open { account_id, owner_id, currency, overdraft_limit };
+    let answer = execute(&state, context, || async {
+        let events = decide(None, &command, Utc::now())?;
+        let change = state.repository().stage(account_id, None, &events)?;
+        let answer = Answer::json(StatusCode::CREATED, &AccountView::from(&change.after));
+        Ok(Decision::Commit { changes: vec![change], answer })
+    })
+    .await?;
+    // The Location comes from the answer, so a replay points at the same account.
+    let location = serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|body| body.get("account_id").and_then(|id| id.as_str()).map(|id| format!("/accounts/{id}")));
+    let mut response = answer.into_response();
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Clone, Copy)]
+enum Movement {
+    Deposit,
+    Withdrawal,
+}
+
+async fn deposit(
+    state: State<AppState>,
+    caller: Caller,
+    correlation_id: axum::Extension<CorrelationId>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    move_money(state, caller, correlation_id, id, uri, headers, body, Movement::Deposit).await
+}
+
+async fn withdraw(
+    state: State<AppState>,
+    caller: Caller,
+    correlation_id: axum::Extension<CorrelationId>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    move_money(state, caller, correlation_id, id, uri, headers, body, Movement::Withdrawal).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn move_money(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
+    id: String,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    movement: Movement,
+) -> Result<Answer, ApiError> {
+    let id = account_id(&id)?;
+    let bytes = read_body(body).await?;
+    let key = required_idempotency_key(&headers)?;
+    let input: MoneyBody = parse_json(&headers, &bytes)?;
+    let amount = Amount::new(input.amount)?;
+    let reference = reference(input.reference)?;
+    let command = match movement {
+        Movement::Deposit => AccountCommand::Deposit { amount, reference },
+        Movement::Withdrawal => AccountCommand::Withdraw { amount, reference },
+    };
+    let context = CommandContext::new(caller.clone(), Some(key), uri.path(), &bytes, correlation_id);
+    execute(&state, context, || decide_on_account(&state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &BalanceView::from(a))))
+        .await
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    let bytes = read_body(body).await?;
+    let key = required_idempotency_key(&headers)?;
+    let input: TransferBody = parse_json(&headers, &bytes)?;
+    let command = TransferCommand {
+        transfer_id: Uuid::now_v7(),
+        from_account_id: input.from_account_id,
+        to_account_id: input.to_account_id,
+        amount: Amount::new(input.amount)?,
+        reference: reference(input.reference)?,
+    };
+    let context = CommandContext::new(caller.clone(), Some(key), uri.path(), &bytes, correlation_id);
+    execute(&state, context, || async {
+        let from = load_owned(&state, &caller, command.from_account_id).await?;
+        if command.to_account_id == command.from_account_id {
+            return refusal(DomainError::SameAccount);
+        }
+        // The target may be anyone's account: only its existence, status and
+        // currency matter, and none of it is revealed beyond the refusal.
+        let to = state.repository().load(command.to_account_id).await?.ok_or_else(ApiError::not_found)?;
+        let decision = match decide_transfer(Some(&from), Some(&to), &command, Utc::now()) {
+            Ok(decision) => decision,
+            Err(error) => return refusal(error),
+        };
+        let sent = state.repository().stage(from.id, Some(&from), &[decision.sent])?;
+        let received = state.repository().stage(to.id, Some(&to), &[decision.received])?;
+        let view = TransferView {
+            transfer_id: command.transfer_id,
+            from: BalanceView::from(&sent.after),
+            to: VersionView { account_id: received.after.id, version: received.after.version },
+        };
+        Ok(Decision::Commit { changes: vec![sent, received], answer: Answer::json(StatusCode::CREATED, &view) })
+    })
+    .await
+}
+
+#[derive(Clone, Copy)]
+enum StatusChange {
+    Freeze,
+    Unfreeze,
+    Close,
+}
+
+async fn freeze(
+    state: State<AppState>,
+    caller: Caller,
+    correlation_id: axum::Extension<CorrelationId>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    change_status(state, caller, correlation_id, id, uri, headers, body, StatusChange::Freeze).await
+}
+
+async fn unfreeze(
+    state: State<AppState>,
+    caller: Caller,
+    correlation_id: axum::Extension<CorrelationId>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    change_status(state, caller, correlation_id, id, uri, headers, body, StatusChange::Unfreeze).await
+}
+
+async fn close(
+    state: State<AppState>,
+    caller: Caller,
+    correlation_id: axum::Extension<CorrelationId>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    change_status(state, caller, correlation_id, id, uri, headers, body, StatusChange::Close).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn change_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
+    id: String,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    change: StatusChange,
+) -> Result<Answer, ApiError> {
+    if matches!(change, StatusChange::Freeze | StatusChange::Unfreeze) && !caller.is_admin {
+        return Err(ApiError::forbidden("only an administrator may freeze or unfreeze an account"));
+    }
+    let id = account_id(&id)?;
+    let bytes = read_body(body).await?;
+    let key = idempotency_key(&headers)?;
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        let _: EmptyBody = parse_json(&headers, &bytes)?;
+    }
+    let command = match change {
+        StatusChange::Freeze => AccountCommand::Freeze,
+        StatusChange::Unfreeze => AccountCommand::Unfreeze,
+        StatusChange::Close => AccountCommand::Close,
+    };
+    let context = CommandContext::new(caller.clone(), key, uri.path(), &bytes, correlation_id);
+    execute(&state, context, || decide_on_account(&state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &StatusView::from(a))))
+        .await
+}

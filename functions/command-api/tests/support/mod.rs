@@ -1,0 +1,203 @@
+//! Test harness: requests go in as API Gateway HTTP API (v2) event JSON,
+//! converted by `lambda_http` exactly as in Lambda, so the claims, headers
+//! and body take the same path they take in AWS.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use command_api::{AppState, CommandSettings, router};
+use http_body_util::BodyExt;
+use ledgerline_shared::accounts::AccountRepository;
+use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_shared::event_store::{EventStore, InMemoryEventStore, PostgresEventStore, StoreSettings};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub struct Api {
+    pub router: Router,
+    pub store: Arc<dyn EventStore>,
+}
+
+impl Api {
+    pub fn with_store(store: Arc<dyn EventStore>, settings: CommandSettings) -> Self {
+        let state = AppState::with_settings(AccountRepository::new(store.clone(), 10), settings);
+        Self { router: router(state), store }
+    }
+
+    pub fn memory() -> Self {
+        Self::with_store(Arc::new(InMemoryEventStore::new(StoreSettings::default())), CommandSettings::default())
+    }
+
+    pub async fn postgres() -> Self {
+        let pool = ledgerline_shared::db::pool(&DatabaseSettings {
+            url: migrated_database_url().await,
+            pool_size: 16,
+            connect_timeout: std::time::Duration::from_secs(5),
+        })
+        .unwrap();
+        Self::with_store(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), CommandSettings::default())
+    }
+
+    pub async fn send(&self, request: TestRequest) -> TestResponse {
+        let event = request.gateway_event().to_string();
+        let http_request = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
+        let response = self.router.clone().oneshot(http_request).await.expect("the router never fails");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse { status, headers, body, raw: bytes }
+    }
+
+    /// Opens an account for `owner` and returns its id.
+    pub async fn open(&self, owner: &str, currency: &str) -> Uuid {
+        let response = self.send(post("/accounts").by(owner).json(json!({"currency": currency}))).await;
+        assert_eq!(response.status, 201, "{}", response.body);
+        response.id("account_id")
+    }
+
+    pub async fn deposit(&self, owner: &str, account: Uuid, amount: i64) -> TestResponse {
+        self.send(post(&format!("/accounts/{account}/deposits")).by(owner).key(&fresh_key()).json(json!({"amount": amount}))).await
+    }
+
+    /// The balance, read the way the write side sees it.
+    pub async fn balance(&self, account: Uuid) -> i64 {
+        let repository = AccountRepository::new(self.store.clone(), 0);
+        repository.load(account).await.unwrap().expect("the account exists").balance
+    }
+}
+
+pub fn fresh_key() -> String {
+    Uuid::new_v4().to_string()
+}
+
+pub fn user() -> String {
+    format!("user-{}", Uuid::new_v4().simple())
+}
+
+pub struct TestRequest {
+    method: String,
+    path: String,
+    body: Option<String>,
+    caller: Option<(String, bool)>,
+    headers: Vec<(String, String)>,
+}
+
+pub fn post(path: &str) -> TestRequest {
+    TestRequest { method: "POST".into(), path: path.into(), body: None, caller: None, headers: vec![] }
+}
+
+pub fn request(method: &str, path: &str) -> TestRequest {
+    TestRequest { method: method.into(), ..post(path) }
+}
+
+impl TestRequest {
+    /// Signed in as `sub`.
+    pub fn by(mut self, sub: &str) -> Self {
+        self.caller = Some((sub.into(), false));
+        self
+    }
+
+    /// Signed in as `sub` with the `ledgerline/admin` scope.
+    pub fn by_admin(mut self, sub: &str) -> Self {
+        self.caller = Some((sub.into(), true));
+        self
+    }
+
+    pub fn key(self, key: &str) -> Self {
+        self.header("idempotency-key", key)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The event API Gateway would send to the function.
+    pub fn gateway_event(&self) -> Value {
+        let headers: serde_json::Map<String, Value> = self.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let mut context = json!({
+            "accountId": "123456789012",
+            "apiId": "ledgerline",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": format!("req-{}", Uuid::new_v4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "25/Nov/2026:00:00:00 +0000",
+            "timeEpoch": 1_795_564_800_000i64
+        });
+        if let Some((sub, admin)) = &self.caller {
+            let scope = if *admin { "openid ledgerline/admin" } else { "openid" };
+            context["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "scope": scope}, "scopes": null}});
+        }
+        json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": self.path,
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": context,
+            "body": self.body,
+            "isBase64Encoded": false
+        })
+    }
+}
+
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn id(&self, field: &str) -> Uuid {
+        self.body[field].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no {field} in {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json refusal with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["type"].as_str().is_some_and(|t| t.ends_with(code)));
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+    }
+}
+
+static MIGRATED: OnceCell<String> = OnceCell::const_new();
+
+pub async fn migrated_database_url() -> String {
+    MIGRATED
+        .get_or_init(|| async {
+            let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
+            ledgerline_shared::migrate::run(&url).await.unwrap_or_else(|e| panic!("cannot migrate {url}: {e}; run scripts/services.sh"));
+            url
+        })
+        .await
+        .clone()
+}
