@@ -93,13 +93,13 @@ where
     Fut: Future<Output = Result<Decision, ApiError>>,
 {
     let store = state.repository().store();
-    if let Some(key) = &context.key {
-        if let Some(record) = store.find_idempotency(&context.caller.id, key.as_str()).await? {
-            if record.request_hash == context.request_hash {
-                return Ok(Answer::stored(record));
-            }
-            return Err(key_reused());
+    if let Some(key) = &context.key
+        && let Some(record) = store.find_idempotency(&context.caller.id, key.as_str()).await?
+    {
+        if record.request_hash == context.request_hash {
+            return Ok(Answer::stored(record));
         }
+        return Err(key_reused());
     }
 
     let max_attempts = state.settings().max_attempts.max(1);

@@ -133,7 +133,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..120),
     ) {
         let mut ledger = Ledger::new(&limits);
-        let mut was_closed = vec![false; ACCOUNTS];
+        let mut was_closed = [false; ACCOUNTS];
         for (step, op) in ops.iter().enumerate() {
             ledger.run(op, step as u32);
             for (i, account) in ledger.states.iter().enumerate() {

@@ -1,0 +1,98 @@
+//! The API's published contract: docs/openapi.json matches the router, and
+//! every sample in events/command-api/ is a valid event that does what it says.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use command_api::ROUTES;
+use serde_json::{Value, json};
+use support::{Api, post};
+use tower::ServiceExt;
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+fn openapi() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo_file("docs/openapi.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
+    let spec = openapi();
+    let documented: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| operations.as_object().unwrap().keys().map(move |method| (method.to_uppercase(), path.clone())))
+        .collect();
+    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, served);
+}
+
+#[test]
+fn the_openapi_document_states_the_idempotency_rules() {
+    let spec = openapi();
+    let required = json!({"$ref": "#/components/parameters/IdempotencyKeyRequired"});
+    for path in ["/accounts/{id}/deposits", "/accounts/{id}/withdrawals", "/transfers"] {
+        let parameters = spec["paths"][path]["post"]["parameters"].as_array().unwrap();
+        assert!(parameters.contains(&required), "{path} must require an Idempotency-Key");
+    }
+    for (_, path) in ROUTES {
+        assert!(spec["paths"][path]["post"]["responses"]["401"].is_object(), "{path} documents 401");
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let api = Api::memory();
+    for (_, path) in ROUTES {
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        // No claims: a served route answers 401, an unknown one 404.
+        let response = api.send(post(&concrete).json(json!({}))).await;
+        response.assert_problem(401, "unauthorized");
+    }
+}
+
+/// Sends a sample with its placeholder ids replaced by real ones.
+async fn send_sample(api: &Api, name: &str, replacements: &[(&str, String)]) -> (u16, Value) {
+    let mut text = std::fs::read_to_string(repo_file(&format!("events/command-api/{name}.json"))).unwrap();
+    for (placeholder, real) in replacements {
+        text = text.replace(placeholder, real);
+    }
+    let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_samples_run_in_order_against_the_router() {
+    let api = Api::memory();
+    let (status, opened) = send_sample(&api, "open-account", &[]).await;
+    assert_eq!(status, 201, "{opened}");
+    let account = opened["account_id"].as_str().unwrap().to_owned();
+    let target = api.open("bob", "EUR").await.to_string();
+    let ids = [("0b7e2f3a-5c1d-4e8f-9a6b-2d3c4e5f6a7b", account.clone()), ("6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", target)];
+    let expected = [
+        ("deposit", 200, json!(1000)),
+        ("withdraw", 200, json!(500)),
+        ("transfer", 201, Value::Null),
+        ("freeze", 200, Value::Null),
+        ("unfreeze", 200, Value::Null),
+        ("close", 422, Value::Null),
+    ];
+    for (name, status, balance) in expected {
+        let (got, body) = send_sample(&api, name, &ids).await;
+        assert_eq!(got, status, "{name}: {body}");
+        if !balance.is_null() {
+            assert_eq!(body["balance"], balance, "{name}");
+        }
+    }
+    // The open sample carries an Idempotency-Key: sending it again opens nothing new.
+    let (_, again) = send_sample(&api, "open-account", &[]).await;
+    assert_eq!(again["account_id"].as_str(), Some(account.as_str()));
+}

@@ -1,0 +1,192 @@
+//! The command API against real PostgreSQL: the whole flow, concurrency,
+//! idempotent replays under contention, money conservation, and 503 when the
+//! database cannot be reached.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use command_api::CommandSettings;
+use ledgerline_shared::accounts::codec::EventCodec;
+use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_shared::domain::AccountEvent;
+use ledgerline_shared::event_store::{PostgresEventStore, StoreSettings};
+use serde_json::json;
+use support::{Api, fresh_key, post, user};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn the_whole_account_lifecycle_over_api_gateway_events() {
+    let api = Api::postgres().await;
+    let (alice, bob) = (user(), user());
+    let a = api.open(&alice, "EUR").await;
+    let b = api.open(&bob, "EUR").await;
+    assert_eq!(api.deposit(&alice, a, 1_000).await.body["balance"], 1_000);
+    let withdrawn = api.send(post(&format!("/accounts/{a}/withdrawals")).by(&alice).key(&fresh_key()).json(json!({"amount": 100}))).await;
+    assert_eq!(withdrawn.body["balance"], 900);
+    let transfer = api
+        .send(post("/transfers").by(&alice).key(&fresh_key()).json(json!({"from_account_id": a, "to_account_id": b, "amount": 400})))
+        .await;
+    assert_eq!(transfer.status, 201, "{}", transfer.body);
+    let back = api
+        .send(post("/transfers").by(&bob).key(&fresh_key()).json(json!({"from_account_id": b, "to_account_id": a, "amount": 400})))
+        .await;
+    assert_eq!(back.status, 201, "{}", back.body);
+    assert_eq!((api.balance(a).await, api.balance(b).await), (900, 0));
+    assert_eq!(api.send(post(&format!("/accounts/{b}/freeze")).by_admin("ops")).await.body["status"], "frozen");
+    assert_eq!(api.send(post(&format!("/accounts/{b}/unfreeze")).by_admin("ops")).await.body["status"], "open");
+    let closed = api.send(post(&format!("/accounts/{b}/close")).by(&bob).key(&fresh_key())).await;
+    assert_eq!((closed.status, closed.body["status"].as_str()), (200, Some("closed")));
+    // Every event has its outbox row, in the same order.
+    for account in [a, b] {
+        let events = api.store.read_stream(account, 0).await.unwrap();
+        let outbox = api.store.outbox_for_stream(account).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.event_id).collect::<Vec<_>>(), outbox.iter().map(|o| o.event_id).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn without_authorizer_claims_nothing_is_written() {
+    let api = Api::postgres().await;
+    let response = api.send(post("/accounts").json(json!({"currency": "EUR"}))).await;
+    response.assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn parallel_withdrawals_never_overdraw_and_every_accepted_one_is_in_the_history() {
+    let api = Arc::new(Api::postgres().await);
+    let owner = "bank-ops";
+    let opened = api.send(post("/accounts").by_admin(owner).json(json!({"currency": "EUR", "overdraft_limit": 200}))).await;
+    let account = opened.id("account_id");
+    api.send(post(&format!("/accounts/{account}/deposits")).by_admin(owner).key(&fresh_key()).json(json!({"amount": 1_000}))).await;
+
+    const WITHDRAWALS: usize = 40; // 40 x 50 = 2,000 asked; only 1,200 available
+    let tasks: Vec<_> = (0..WITHDRAWALS)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.send(post(&format!("/accounts/{account}/withdrawals")).by_admin(owner).key(&fresh_key()).json(json!({"amount": 50}))).await
+            })
+        })
+        .collect();
+    let mut accepted = 0i64;
+    for task in tasks {
+        let response = task.await.unwrap();
+        match response.status {
+            200 => accepted += 1,
+            422 => assert_eq!(response.code(), "insufficient_funds"),
+            409 => assert_eq!(response.code(), "concurrency_conflict"),
+            other => panic!("unexpected {other}: {}", response.body),
+        }
+    }
+    let balance = api.balance(account).await;
+    assert!(balance >= -200, "overdrawn: {balance}");
+    assert_eq!(balance, 1_000 - 50 * accepted, "every accepted withdrawal, and only those, moved money");
+    let codec = EventCodec::current();
+    let withdrawals = api
+        .store
+        .read_stream(account, 0)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(codec.decode(&e.event_type, e.schema_version, &e.payload), Ok(AccountEvent::Withdrawn { .. })))
+        .count();
+    assert_eq!(withdrawals as i64, accepted);
+    assert!(accepted >= 20, "contention should still let most through, got {accepted}");
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_execute_once() {
+    let api = Arc::new(Api::postgres().await);
+    let owner = user();
+    let account = api.open(&owner, "EUR").await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (api, owner) = (api.clone(), owner.clone());
+            tokio::spawn(async move {
+                api.send(post(&format!("/accounts/{account}/deposits")).by(&owner).key("the-one").json(json!({"amount": 75}))).await
+            })
+        })
+        .collect();
+    let mut bodies = HashSet::new();
+    for task in tasks {
+        let response = task.await.unwrap();
+        assert_eq!(response.status, 200, "{}", response.body);
+        bodies.insert(response.raw);
+    }
+    assert_eq!(bodies.len(), 1, "every retry got the same answer");
+    assert_eq!(api.balance(account).await, 75);
+}
+
+#[tokio::test]
+async fn concurrent_transfers_conserve_money() {
+    let api = Arc::new(Api::postgres().await);
+    let owner = user();
+    let mut accounts = Vec::new();
+    for _ in 0..4 {
+        let account = api.open(&owner, "EUR").await;
+        api.deposit(&owner, account, 10_000).await;
+        accounts.push(account);
+    }
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (api, owner, accounts) = (api.clone(), owner.clone(), accounts.clone());
+            tokio::spawn(async move {
+                let from = accounts[i % 4];
+                let to = accounts[(i * 7 + 1) % 4];
+                let amount = 1 + (i as i64 * 37) % 900;
+                let response = api
+                    .send(post("/transfers").by(&owner).key(&fresh_key()).json(json!({"from_account_id": from, "to_account_id": to, "amount": amount})))
+                    .await;
+                (response.status, response.code().to_owned(), response.body["transfer_id"].as_str().map(str::to_owned))
+            })
+        })
+        .collect();
+    let mut transfer_ids = HashSet::new();
+    for task in tasks {
+        let (status, code, transfer_id) = task.await.unwrap();
+        match status {
+            201 => {
+                transfer_ids.insert(transfer_id.unwrap().parse::<Uuid>().unwrap());
+            }
+            422 => assert!(code == "same_account" || code == "insufficient_funds", "{code}"),
+            409 => assert_eq!(code, "concurrency_conflict"),
+            other => panic!("unexpected status {other} ({code})"),
+        }
+    }
+    let mut total = 0;
+    let mut sent = HashSet::new();
+    let mut received = HashSet::new();
+    let codec = EventCodec::current();
+    for &account in &accounts {
+        total += api.balance(account).await;
+        for event in api.store.read_stream(account, 0).await.unwrap() {
+            match codec.decode(&event.event_type, event.schema_version, &event.payload).unwrap() {
+                AccountEvent::TransferSent { transfer_id, .. } => assert!(sent.insert(transfer_id)),
+                AccountEvent::TransferReceived { transfer_id, .. } => assert!(received.insert(transfer_id)),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(total, 40_000, "money was created or destroyed");
+    assert_eq!(sent, transfer_ids, "each accepted transfer left the source once");
+    assert_eq!(received, transfer_ids, "and reached the target once");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_answers_503_with_retry_after() {
+    // Nothing listens on port 1: connections are refused at once.
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings {
+        url: "postgres://postgres:postgres@127.0.0.1:1/ledgerline".into(),
+        pool_size: 2,
+        connect_timeout: std::time::Duration::from_millis(500),
+    })
+    .unwrap();
+    let api = Api::with_store(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), CommandSettings::default());
+    let response = api.send(post("/accounts").by("alice").json(json!({"currency": "EUR"}))).await;
+    response.assert_problem(503, "service_unavailable");
+    assert_eq!(response.header("retry-after"), Some("1"));
+    let deposit = api.send(post(&format!("/accounts/{}/deposits", Uuid::new_v4())).by("alice").key("k").json(json!({"amount": 1}))).await;
+    deposit.assert_problem(503, "service_unavailable");
+}
