@@ -1,0 +1,131 @@
+//! The rdkafka producer behind [`RecordSink`].
+//!
+//! Settings the delivery guarantee rests on, fixed here and not overridable
+//! (see `config`): `enable.idempotence=true` (librdkafka then also uses
+//! `acks=all`, unlimited retries within `message.timeout.ms`, and at most 5
+//! requests in flight with sequence numbers, so retries neither duplicate
+//! nor reorder records of a partition) and `acks=all` stated explicitly.
+//!
+//! Built once per Lambda container. librdkafka can hit a fatal error (the
+//! idempotent producer's state is lost, for example after the broker forgot
+//! its producer id); such a producer refuses every record, so it is replaced
+//! before the next record is sent.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use thiserror::Error;
+
+use crate::config::KafkaSettings;
+use crate::record::{Record, RecordSink, SendError};
+
+#[derive(Debug, Error)]
+pub enum KafkaSetupError {
+    #[error("cannot create the Kafka client: {0}")]
+    Client(#[source] KafkaError),
+    #[error("cannot create topic {topic}: {code:?}")]
+    Topic { topic: String, code: RDKafkaErrorCode },
+}
+
+/// The producer's configuration: the fixed settings, then the pass-through ones.
+pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", settings.message_timeout.as_millis().to_string())
+        .set("linger.ms", settings.linger.as_millis().to_string())
+        .set("client.id", "ledgerline-outbox-publisher");
+    for (name, value) in &settings.extra {
+        config.set(name, value);
+    }
+    config
+}
+
+pub struct KafkaSink {
+    settings: KafkaSettings,
+    producer: RwLock<FutureProducer>,
+}
+
+impl KafkaSink {
+    pub fn new(settings: KafkaSettings) -> Result<Self, KafkaSetupError> {
+        let producer = producer_config(&settings).create().map_err(KafkaSetupError::Client)?;
+        Ok(Self { settings, producer: RwLock::new(producer) })
+    }
+
+    /// The current producer, replaced first if it hit a fatal error.
+    fn producer(&self) -> Result<FutureProducer, SendError> {
+        let current = self.producer.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some((code, reason)) = current.client().fatal_error() else { return Ok(current) };
+        tracing::error!(?code, %reason, "the Kafka producer hit a fatal error; replacing it");
+        let fresh: FutureProducer =
+            producer_config(&self.settings).create().map_err(|e| SendError::transient(format!("cannot recreate the producer: {e}")))?;
+        *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// Waits up to `timeout` for records still in flight (before a shutdown or in tests).
+    pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
+        let producer = self.producer.read().unwrap_or_else(|p| p.into_inner()).clone();
+        producer.flush(timeout).map_err(classify)
+    }
+}
+
+/// Sorts producer errors: the record's own fault (retrying the same bytes
+/// cannot help) or the world's (retry later).
+pub fn classify(error: KafkaError) -> SendError {
+    use RDKafkaErrorCode::*;
+    let permanent = matches!(
+        error.rdkafka_error_code(),
+        Some(MessageSizeTooLarge | InvalidMessageSize | InvalidMessage | InvalidRecord | MessageBatchTooLarge | UnsupportedForMessageFormat)
+    );
+    if permanent { SendError::permanent(error.to_string()) } else { SendError::transient(error.to_string()) }
+}
+
+impl RecordSink for KafkaSink {
+    type Delivery = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send>>;
+
+    fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError> {
+        let producer = self.producer()?;
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in record.headers {
+            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+        }
+        let future_record = FutureRecord::to(record.topic).key(record.key).payload(record.payload).headers(headers);
+        let delivery = producer.send_result(future_record).map_err(|(error, _)| classify(error))?;
+        Ok(Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(classify(error)),
+                Err(_canceled) => Err(SendError::transient("the producer was dropped before the broker answered")),
+            }
+        }))
+    }
+}
+
+/// Creates the topics that do not exist yet (`partitions` each, replication
+/// 1 unless the broker decides). Existing topics are left alone.
+pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, replication: i32) -> Result<(), KafkaSetupError> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(KafkaSetupError::Client)?;
+    let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication))).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics(new.iter(), &options).await.map_err(KafkaSetupError::Client)?;
+    for result in results {
+        if let Err((topic, code)) = result
+            && code != RDKafkaErrorCode::TopicAlreadyExists
+        {
+            return Err(KafkaSetupError::Topic { topic, code });
+        }
+    }
+    Ok(())
+}

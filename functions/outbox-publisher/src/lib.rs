@@ -1,0 +1,31 @@
+//! The outbox publisher: moves committed outbox rows to Kafka, at least
+//! once, in per-account order, losing nothing when anything fails.
+//!
+//! An EventBridge schedule invokes the Lambda function; each invocation
+//! drains the outbox until it is empty or the Lambda deadline is near. The
+//! storage side (claiming under the publisher lock, recording outcomes,
+//! pruning) is `ledgerline_shared::outbox`; this crate is the Kafka side:
+//!
+//! - [`config`]: settings from the environment.
+//! - [`record`]: what a Kafka record is to us, and the [`RecordSink`] trait
+//!   the loop publishes through (rdkafka in production, fakes in unit tests).
+//! - [`kafka`]: the rdkafka producer behind that trait (idempotent, acks=all).
+//! - [`backoff`]: when a failed row is tried again.
+//! - [`dead_letter`]: the record sent for a row that can never be published.
+//! - [`publish`]: the loop itself, and the [`Summary`] it returns.
+//! - [`handler`]: the Lambda handler around the loop.
+//!
+//! docs/OUTBOX.md has the delivery guarantee, the ordering argument and the
+//! failure table.
+
+pub mod backoff;
+pub mod config;
+pub mod dead_letter;
+pub mod handler;
+pub mod kafka;
+pub mod publish;
+pub mod record;
+
+pub use config::PublisherConfig;
+pub use publish::{PublishSettings, Publisher, Summary};
+pub use record::{Record, RecordSink, SendError};

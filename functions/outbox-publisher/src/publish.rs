@@ -1,0 +1,254 @@
+//! The publishing loop.
+//!
+//! One run: claim a batch under the publisher lock, put every record in
+//! flight at once, wait for the broker's answers, record the outcomes (which
+//! releases the lock), and go again until the outbox is drained, the Lambda
+//! deadline is near, the broker is failing, or another publisher took the
+//! lock. Then prune published rows past the retention period and report.
+//!
+//! Per-account order inside a batch: once a row of an account fails, no
+//! later row of that account is sent in this batch, and a later row that
+//! was already in flight and acknowledged is NOT marked published: it stays
+//! pending and is sent again after its predecessor. The store's claim does
+//! the same across batches (a row waiting for a retry holds back its
+//! successors). So an account's rows become `published` strictly in version
+//! order. docs/OUTBOX.md has the whole argument.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledgerline_shared::event_store::{OutboxMessage, StoreError};
+use ledgerline_shared::outbox::{Outcome, OutboxStore};
+use serde::Serialize;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+use crate::dead_letter::DeadLetter;
+use crate::record::{Record, RecordSink, SendError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishSettings {
+    /// `LEDGERLINE_DLQ_TOPIC`.
+    pub dlq_topic: String,
+    /// `LEDGERLINE_OUTBOX_BATCH_SIZE`: rows claimed (and in flight) at once.
+    pub batch_size: usize,
+    /// `LEDGERLINE_OUTBOX_MAX_ATTEMPTS`: a row the broker refuses for its own
+    /// sake (too large, invalid) goes to the dead-letter topic on this attempt.
+    pub max_attempts: u32,
+    /// `LEDGERLINE_OUTBOX_BACKOFF_BASE_MS` / `_MAX_MS`.
+    pub backoff: Backoff,
+    /// `LEDGERLINE_OUTBOX_RETENTION_HOURS`: published rows older than this are deleted.
+    pub retention: Duration,
+    /// `LEDGERLINE_OUTBOX_DEADLINE_MARGIN_MS`: stop this long before the deadline.
+    pub deadline_margin: Duration,
+    /// The longest one batch waits for the broker: the producer's message
+    /// timeout plus a little (records unanswered by then count as failed).
+    pub batch_timeout: Duration,
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// Nothing due is left.
+    #[default]
+    Drained,
+    /// The Lambda deadline (minus the margin) is near.
+    Deadline,
+    /// Another publisher holds the lock: it is draining.
+    LockBusy,
+    /// A batch failed without publishing anything: the broker is likely down.
+    Failing,
+}
+
+/// What one run did; the Lambda function's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Rows acknowledged by the broker and marked published.
+    pub published: u64,
+    /// Failed attempts: the rows stay pending and are retried after a backoff.
+    pub failed: u64,
+    /// Rows sent to the dead-letter topic and marked dead.
+    pub dead_lettered: u64,
+    /// Rows not settled because an earlier row of their account failed in
+    /// the same batch; they stay pending and go after it.
+    pub held_back: u64,
+    /// Pending rows left when the run ended (due now or waiting for a retry).
+    pub remaining: u64,
+    /// Published rows deleted after the retention period.
+    pub pruned: u64,
+    pub batches: u64,
+    pub stopped: Stop,
+    /// The last publishing error seen, if any.
+    pub last_error: Option<String>,
+}
+
+pub struct Publisher<K> {
+    store: Arc<dyn OutboxStore>,
+    sink: K,
+    settings: PublishSettings,
+}
+
+/// Rows pruned per statement, so one delete never holds many locks.
+const PRUNE_CHUNK: usize = 5_000;
+
+impl<K: RecordSink> Publisher<K> {
+    pub fn new(store: Arc<dyn OutboxStore>, sink: K, settings: PublishSettings) -> Self {
+        Self { store, sink, settings }
+    }
+
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    pub fn settings(&self) -> &PublishSettings {
+        &self.settings
+    }
+
+    /// Publishes until drained or `deadline - margin`. A store error ends the
+    /// run (the current batch's outcomes are then not recorded: its rows are
+    /// sent again next time).
+    pub async fn run(&self, deadline: Instant) -> Result<Summary, StoreError> {
+        let mut summary = Summary::default();
+        let stop_at = deadline.checked_sub(self.settings.deadline_margin).unwrap_or_else(Instant::now);
+        loop {
+            let now = Instant::now();
+            if now >= stop_at {
+                summary.stopped = Stop::Deadline;
+                break;
+            }
+            let hold_for = self.settings.batch_timeout + Duration::from_secs(30);
+            let Some(batch) = self.store.claim(self.settings.batch_size, hold_for).await? else {
+                summary.stopped = Stop::LockBusy;
+                if summary.batches == 0 {
+                    tracing::info!("another publisher holds the outbox lock; nothing to do");
+                    return Ok(summary);
+                }
+                break;
+            };
+            if batch.messages().is_empty() {
+                batch.complete(Vec::new()).await?;
+                summary.stopped = Stop::Drained;
+                break;
+            }
+            summary.batches += 1;
+            let wait = self.settings.batch_timeout.min(stop_at.saturating_duration_since(now));
+            let outcomes = self.publish_batch(batch.messages(), wait, &mut summary).await;
+            let published = outcomes.iter().filter(|o| matches!(o, Outcome::Published { .. })).count();
+            let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
+            batch.complete(outcomes).await?;
+            if published == 0 && failed {
+                summary.stopped = Stop::Failing;
+                break;
+            }
+        }
+        summary.pruned = self.prune(stop_at).await?;
+        summary.remaining = self.store.counts().await?.pending;
+        Ok(summary)
+    }
+
+    /// Sends one batch; returns the outcome of every row it settles.
+    async fn publish_batch(&self, rows: &[OutboxMessage], wait: Duration, summary: &mut Summary) -> Vec<Outcome> {
+        // Everything in flight at once; an account whose row could not even
+        // be enqueued sends nothing more in this batch.
+        let mut results: Vec<Option<Result<(), SendError>>> = vec![None; rows.len()];
+        let mut refused: HashSet<Uuid> = HashSet::new();
+        let mut in_flight = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            if refused.contains(&row.stream_id) {
+                continue;
+            }
+            let record = Record { topic: &row.topic, key: &row.key, payload: &row.payload, headers: &row.headers };
+            match self.sink.enqueue(record) {
+                Ok(delivery) => in_flight.push((i, delivery)),
+                Err(error) => {
+                    refused.insert(row.stream_id);
+                    results[i] = Some(Err(error));
+                }
+            }
+        }
+        // The producer works in the background: awaiting in order costs no
+        // more than the slowest answer.
+        let answer_by = Instant::now() + wait;
+        for (i, delivery) in in_flight {
+            results[i] = Some(match tokio::time::timeout_at(answer_by, delivery).await {
+                Ok(result) => result,
+                Err(_) => Err(SendError::transient(format!("no acknowledgement within {wait:?}"))),
+            });
+        }
+
+        // Settle in outbox order: per account, the published rows are always
+        // a prefix of its rows in this batch.
+        let mut failed_accounts: HashSet<Uuid> = HashSet::new();
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for (row, result) in rows.iter().zip(results) {
+            if failed_accounts.contains(&row.stream_id) {
+                summary.held_back += 1;
+                if matches!(result, Some(Ok(()))) {
+                    tracing::warn!(event_id = %row.event_id, "acknowledged after an earlier row of its account failed; it will be sent again after that row");
+                }
+                continue;
+            }
+            match result {
+                Some(Ok(())) => {
+                    summary.published += 1;
+                    outcomes.push(Outcome::Published { id: row.id });
+                }
+                Some(Err(error)) => {
+                    failed_accounts.insert(row.stream_id);
+                    summary.last_error = Some(error.message.clone());
+                    outcomes.push(self.settle_failure(row, error, summary).await);
+                }
+                None => unreachable!("every row of an account without failures was sent"),
+            }
+        }
+        outcomes
+    }
+
+    /// A failed row: retried after a backoff, or dead-lettered when it can
+    /// never be published and has used up its attempts.
+    async fn settle_failure(&self, row: &OutboxMessage, error: SendError, summary: &mut Summary) -> Outcome {
+        let attempts = row.attempts + 1;
+        if error.is_permanent() && attempts >= self.settings.max_attempts {
+            match self.dead_letter(row, &error.message).await {
+                Ok(()) => {
+                    tracing::error!(event_id = %row.event_id, stream_id = %row.stream_id, version = row.stream_version, error = %error, "outbox row dead-lettered");
+                    summary.dead_lettered += 1;
+                    return Outcome::Dead { id: row.id, error: error.message };
+                }
+                Err(dlq_error) => {
+                    let message = format!("{error}; dead-lettering failed too: {dlq_error}");
+                    summary.failed += 1;
+                    return Outcome::Failed { id: row.id, error: message, retry_after: self.settings.backoff.delay(attempts) };
+                }
+            }
+        }
+        tracing::warn!(event_id = %row.event_id, attempts, error = %error, "publishing an outbox row failed; it will be retried");
+        summary.failed += 1;
+        Outcome::Failed { id: row.id, error: error.message, retry_after: self.settings.backoff.delay(attempts) }
+    }
+
+    async fn dead_letter(&self, row: &OutboxMessage, error: &str) -> Result<(), SendError> {
+        let value = DeadLetter::for_row(row, error).to_json();
+        let headers = DeadLetter::headers(row, error);
+        let record = Record { topic: &self.settings.dlq_topic, key: &row.key, payload: &value, headers: &headers };
+        let delivery = self.sink.enqueue(record)?;
+        tokio::time::timeout(self.settings.batch_timeout, delivery)
+            .await
+            .unwrap_or_else(|_| Err(SendError::transient("no acknowledgement from the dead-letter topic")))
+    }
+
+    async fn prune(&self, stop_at: Instant) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        while Instant::now() < stop_at {
+            let deleted = self.store.prune_published(self.settings.retention, PRUNE_CHUNK).await?;
+            pruned += deleted;
+            if deleted < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+}

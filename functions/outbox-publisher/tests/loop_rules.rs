@@ -1,0 +1,154 @@
+//! The publishing loop's rules, driven with scripted broker answers over the
+//! in-memory outbox: fast and exact. The same behaviour against the real
+//! broker and PostgreSQL is in `kafka_postgres.rs`.
+
+use std::collections::HashSet;
+use std::future::{Ready, ready};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ledgerline_shared::event_store::{
+    AppendBatch, EventEnvelope, EventMetadata, EventStore, InMemoryEventStore, NewEvent, OutboxStatus, StoreSettings, StreamAppend,
+};
+use ledgerline_shared::outbox::OutboxStore;
+use outbox_publisher::backoff::Backoff;
+use outbox_publisher::dead_letter::DeadLetter;
+use outbox_publisher::publish::Stop;
+use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink, SendError};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// What the fake broker saw: (topic, account, version or 0 for a dead letter, acknowledged).
+type Log = Arc<Mutex<Vec<(String, String, u64, bool)>>>;
+
+#[derive(Default)]
+struct FakeSink {
+    log: Log,
+    /// (account, version) pairs the broker does not acknowledge.
+    unacknowledged: Arc<Mutex<HashSet<(String, u64)>>>,
+    /// Payloads larger than this are refused before sending, as librdkafka does.
+    max_bytes: usize,
+}
+
+impl RecordSink for FakeSink {
+    type Delivery = Ready<Result<(), SendError>>;
+
+    fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError> {
+        if record.payload.len() > self.max_bytes {
+            return Err(SendError::permanent("Message size too large"));
+        }
+        let version = EventEnvelope::decode(record.payload).map_or(0, |e| e.version);
+        let failing = self.unacknowledged.lock().unwrap().contains(&(record.key.to_owned(), version));
+        self.log.lock().unwrap().push((record.topic.to_owned(), record.key.to_owned(), version, !failing));
+        Ok(ready(if failing { Err(SendError::transient("Message timed out")) } else { Ok(()) }))
+    }
+}
+
+fn settings(max_attempts: u32) -> PublishSettings {
+    PublishSettings {
+        dlq_topic: "dlq".into(),
+        batch_size: 100,
+        max_attempts,
+        backoff: Backoff { base: Duration::ZERO, max: Duration::ZERO },
+        retention: Duration::from_secs(3600),
+        deadline_margin: Duration::from_millis(100),
+        batch_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn append(store: &InMemoryEventStore, account: Uuid, sizes: &[usize]) {
+    let version = store.stream_version(account).await.unwrap().unwrap_or(0);
+    let events = sizes
+        .iter()
+        .map(|&size| NewEvent { event_id: Uuid::now_v7(), event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; size] })
+        .collect();
+    store
+        .append(AppendBatch {
+            streams: vec![StreamAppend { stream_id: account, expected_version: version, events, snapshot: None }],
+            metadata: EventMetadata::now("corr", Uuid::now_v7(), "test"),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(30)
+}
+
+fn sent(log: &Log, account: Uuid) -> Vec<(u64, bool)> {
+    let key = account.to_string();
+    log.lock().unwrap().iter().filter(|(topic, k, _, _)| topic != "dlq" && *k == key).map(|(_, _, v, ok)| (*v, *ok)).collect()
+}
+
+#[tokio::test]
+async fn a_row_acknowledged_after_its_predecessor_failed_is_held_back_and_sent_again_after_it() {
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings { max_event_bytes: 1 << 20, ..StoreSettings::default() }));
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    append(&store, a, &[10, 10]).await;
+    append(&store, b, &[10, 10, 10]).await;
+    let sink = FakeSink { max_bytes: 1 << 20, ..FakeSink::default() };
+    let (log, unacknowledged) = (sink.log.clone(), sink.unacknowledged.clone());
+    unacknowledged.lock().unwrap().insert((a.to_string(), 1));
+    let publisher = Publisher::new(store.clone(), sink, settings(5));
+
+    let first = publisher.run(soon()).await.unwrap();
+    // Batch 1: a1 fails, a2 is acknowledged but held back, b flows. Batch 2:
+    // a1 (due again at once, zero backoff) fails again; nothing published, so stop.
+    assert_eq!((first.published, first.failed, first.held_back, first.stopped), (3, 2, 2, Stop::Failing));
+    assert_eq!(first.remaining, 2);
+    let rows = store.outbox_for_stream(a).await.unwrap();
+    assert_eq!((rows[0].status, rows[0].attempts), (OutboxStatus::Pending, 2));
+    assert_eq!((rows[1].status, rows[1].attempts), (OutboxStatus::Pending, 0), "held back, not failed, not published");
+    assert!(store.outbox_for_stream(b).await.unwrap().iter().all(|r| r.status == OutboxStatus::Published));
+
+    unacknowledged.lock().unwrap().clear();
+    let second = publisher.run(soon()).await.unwrap();
+    assert_eq!((second.published, second.failed, second.remaining, second.stopped), (2, 0, 0, Stop::Drained));
+    assert_eq!(sent(&log, a), vec![(1, false), (2, true), (1, false), (2, true), (1, true), (2, true)]);
+    assert_eq!(sent(&log, b), vec![(1, true), (2, true), (3, true)]);
+}
+
+#[tokio::test]
+async fn a_row_that_can_never_be_sent_is_dead_lettered_after_max_attempts_without_blocking_others() {
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings { max_event_bytes: 1 << 20, ..StoreSettings::default() }));
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    append(&store, a, &[10, 5_000, 10]).await;
+    append(&store, b, &[10, 10]).await;
+    let sink = FakeSink { max_bytes: 1_000, ..FakeSink::default() };
+    let log = sink.log.clone();
+    let publisher = Publisher::new(store.clone(), sink, settings(2));
+
+    let summary = publisher.run(soon()).await.unwrap();
+    assert_eq!((summary.published, summary.failed, summary.dead_lettered, summary.remaining), (4, 1, 1, 0));
+    // a2 was never sent (refused before sending), so a3 never went ahead of it.
+    assert_eq!(sent(&log, a), vec![(1, true), (3, true)]);
+    assert_eq!(sent(&log, b), vec![(1, true), (2, true)]);
+    let rows = store.outbox_for_stream(a).await.unwrap();
+    assert_eq!((rows[1].status, rows[1].attempts), (OutboxStatus::Dead, 2));
+    assert!(rows[1].last_error.as_deref().unwrap().contains("too large"));
+    let dead: Vec<_> = log.lock().unwrap().iter().filter(|(topic, ..)| topic == "dlq").cloned().collect();
+    assert_eq!(dead, vec![("dlq".to_string(), a.to_string(), 0, true)]);
+    let _ = DeadLetter::for_row(&rows[1], "x"); // the pointer type is public for consumers
+}
+
+#[tokio::test]
+async fn a_run_returns_at_once_when_another_publisher_holds_the_lock() {
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
+    append(&store, Uuid::new_v4(), &[10]).await;
+    let publisher = Publisher::new(store.clone(), FakeSink { max_bytes: 1 << 20, ..FakeSink::default() }, settings(5));
+    let held = store.claim(10, Duration::from_secs(30)).await.unwrap().expect("free");
+    let summary = publisher.run(soon()).await.unwrap();
+    assert_eq!((summary.stopped, summary.published, summary.batches), (Stop::LockBusy, 0, 0));
+    drop(held);
+    assert_eq!(publisher.run(soon()).await.unwrap().published, 1);
+}
+
+#[tokio::test]
+async fn a_run_past_its_deadline_margin_publishes_nothing() {
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
+    append(&store, Uuid::new_v4(), &[10]).await;
+    let publisher = Publisher::new(store.clone(), FakeSink { max_bytes: 1 << 20, ..FakeSink::default() }, settings(5));
+    let summary = publisher.run(Instant::now() + Duration::from_millis(50)).await.unwrap();
+    assert_eq!((summary.stopped, summary.published, summary.remaining), (Stop::Deadline, 0, 1));
+}
