@@ -15,6 +15,22 @@ fn admin_url() -> String {
     }
 }
 
+/// The migration names refinery should apply: every `V<n>__<name>.sql` in
+/// `migrations/`, in version order.
+fn expected_migrations() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut versions: Vec<(u32, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            let (version, name) = file.strip_prefix('V')?.strip_suffix(".sql")?.split_once("__")?;
+            Some((version.parse().ok()?, name.to_owned()))
+        })
+        .collect();
+    versions.sort();
+    versions.into_iter().map(|(_, name)| name).collect()
+}
+
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("PostgreSQL is up (scripts/services.sh)");
     tokio::spawn(connection);
