@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Brings up what Ledgerline's tests and local runs need, on Debian:
-# PostgreSQL and Redis. Installs them with apt when missing, starts them when
-# stopped, creates the databases. Safe to run twice; quick when all is up.
+# PostgreSQL, Redis and a Kafka-compatible broker (tansu). Installs them when
+# missing (apt; cargo for tansu), starts them when stopped, creates the
+# databases and topics. Safe to run twice; quick when all is up.
 #
 #   scripts/services.sh
 #
-# Environment: PGHOST_ADDR (127.0.0.1), PGPORT (5432), REDIS_PORT (6379).
+# Environment: PGHOST_ADDR (127.0.0.1), PGPORT (5432), REDIS_PORT (6379),
+# KAFKA_PORT (9092), LEDGERLINE_EVENTS_TOPIC, LEDGERLINE_DLQ_TOPIC.
 set -euo pipefail
 
 pg_host=${PGHOST_ADDR:-127.0.0.1}
 pg_port=${PGPORT:-5432}
 redis_port=${REDIS_PORT:-6379}
+kafka_port=${KAFKA_PORT:-9092}
+events_topic=${LEDGERLINE_EVENTS_TOPIC:-ledgerline.account-events}
+dlq_topic=${LEDGERLINE_DLQ_TOPIC:-ledgerline.account-events.dlq}
+repo_dir=$(cd "$(dirname "$0")/.." && pwd)
 admin_url="postgres://postgres:postgres@${pg_host}:${pg_port}/postgres"
 
 say() { printf 'services: %s\n' "$*"; }
@@ -71,4 +77,38 @@ if ! redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1; then
     wait_for Redis 30 redis-cli -h 127.0.0.1 -p "$redis_port" ping
 fi
 
-say "PostgreSQL on ${pg_host}:${pg_port} and Redis on 127.0.0.1:${redis_port} are up"
+# Kafka: tansu, an Apache-2.0 Kafka-compatible broker written in Rust (Apache
+# Kafka itself is not installable here). SQLite storage: it keeps records and
+# committed offsets across restarts (delete .local/tansu/tansu.db to reset);
+# its memory:// engine loses records, so it is not used. Built once with
+# cargo (about 7 minutes on 2 cores); --locked because some feature sets do
+# not compile with newer dependencies.
+tansu_version=0.6.0
+tansu_dir="$repo_dir/.local/tansu"
+kafka_url="tcp://127.0.0.1:${kafka_port}"
+export PATH="$HOME/.cargo/bin:$PATH"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if ! tansu --version 2>/dev/null | grep -qx "tansu ${tansu_version}"; then
+    say "installing tansu ${tansu_version} with cargo (several minutes, once)"
+    cargo install tansu --version "$tansu_version" --locked --features libsql
+fi
+if ! port_open "$kafka_port"; then
+    mkdir -p "$tansu_dir"
+    say "starting tansu on 127.0.0.1:${kafka_port} (logs: .local/tansu/tansu.log)"
+    # The storage URL is relative (an absolute sqlite:/// path fails), hence the cd.
+    (cd "$tansu_dir" && setsid nohup tansu broker --listener-url "$kafka_url" --advertised-listener-url "$kafka_url" \
+        --storage-engine sqlite://tansu.db >>tansu.log 2>&1 </dev/null & echo $! >tansu.pid)
+    wait_for tansu 60 port_open "$kafka_port"
+fi
+# Topics are not created on first use: create the missing ones (3 partitions;
+# key = account id, so each account's events stay in one partition, in order).
+topics=$(tansu topic list --broker "$kafka_url")
+for topic in "$events_topic" "$dlq_topic"; do
+    if ! grep -q "\"name\":\"${topic}\"" <<<"$topics"; then
+        say "creating topic $topic"
+        tansu topic create "$topic" --partitions 3 --broker "$kafka_url" >/dev/null
+    fi
+done
+
+say "PostgreSQL on ${pg_host}:${pg_port}, Redis on 127.0.0.1:${redis_port}, Kafka (tansu) on 127.0.0.1:${kafka_port} are up"
