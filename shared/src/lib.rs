@@ -12,11 +12,14 @@
 //!   environment, the connection pool, schema migrations, JSON logs.
 
 pub mod accounts;
+#[cfg(feature = "redis")]
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod event_store;
 pub mod idempotency;
 pub mod migrate;
+pub mod read_model;
 pub mod outbox;
 pub mod telemetry;

@@ -1,0 +1,446 @@
+//! The read model in DynamoDB (aws-sdk-dynamodb).
+//!
+//! Every change is one `TransactWriteItems`: the account item's update is
+//! conditional on the stored version being the one before (or on the item
+//! not existing, for version 1), and a money movement's history row is put
+//! in the same transaction, conditional on not existing. A failed condition
+//! is then classified by reading the stored version: already there
+//! (duplicate) or behind (gap).
+//!
+//! The endpoint comes from the standard AWS settings
+//! (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`), so the same code
+//! runs against AWS, the moto server, DynamoDB Local or LocalStack.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
+};
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::tables::{OWNER_INDEX, TableNames, schema};
+use super::{
+    AccountUpdate, AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionKind, TransactionPage, TransactionView,
+};
+
+/// Every call is bounded: a slow DynamoDB becomes an error, not a hang.
+fn timeout_config(operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder().operation_timeout(operation).connect_timeout(Duration::from_secs(2)).build()
+}
+
+/// A client configured from the environment, the way Lambda runs it.
+pub async fn client_from_env(operation_timeout: Duration) -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config(operation_timeout)).load().await;
+    Client::new(&config)
+}
+
+/// A client for a local emulator at `endpoint`, with dummy credentials.
+pub fn local_client(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "ledgerline-local"))
+        .timeout_config(timeout_config(Duration::from_secs(5)))
+        .build();
+    Client::from_conf(config)
+}
+
+#[derive(Clone)]
+pub struct DynamoReadModel {
+    client: Client,
+    tables: TableNames,
+}
+
+impl DynamoReadModel {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    async fn stored_version(&self, account_id: Uuid) -> Result<u64, ReadModelError> {
+        Ok(self.account(account_id, true).await?.map_or(0, |a| a.version))
+    }
+
+    async fn delete_all(&self, table: &str, keys: &[&str]) -> Result<(), ReadModelError> {
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(table)
+                .projection_expression(keys.iter().enumerate().map(|(i, _)| format!("#k{i}")).collect::<Vec<_>>().join(", "))
+                .set_expression_attribute_names(Some(keys.iter().enumerate().map(|(i, k)| (format!("#k{i}"), k.to_string())).collect()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(map_sdk_error)?;
+            let requests: Vec<WriteRequest> = page
+                .items()
+                .iter()
+                .map(|item| {
+                    let key = keys.iter().filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
+                    WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().expect("key is set")).build()
+                })
+                .collect();
+            for chunk in requests.chunks(25) {
+                let mut pending = HashMap::from([(table.to_owned(), chunk.to_vec())]);
+                // Unprocessed items come back under load: resend them.
+                while !pending.is_empty() {
+                    let result = self.client.batch_write_item().set_request_items(Some(pending)).send().await.map_err(map_sdk_error)?;
+                    pending = result.unprocessed_items.unwrap_or_default().into_iter().filter(|(_, v)| !v.is_empty()).collect();
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for DynamoReadModel {
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome, ReadModelError> {
+        let account_id = change.account_id();
+        let version = change.version();
+        let mut items = Vec::with_capacity(2);
+        match change {
+            Change::Open(view) => {
+                let put = Put::builder()
+                    .table_name(&self.tables.accounts)
+                    .set_item(Some(account_item(view)))
+                    .condition_expression("attribute_not_exists(account_id)")
+                    .build()
+                    .map_err(|e| ReadModelError::Other(e.to_string()))?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            Change::Update { version, at, update, transaction, .. } => {
+                let (set, name, value) = match update {
+                    AccountUpdate::Balance(balance) => ("balance = :value", None, number(*balance)),
+                    AccountUpdate::Status(status) => ("#status = :value", Some(("#status", "status")), string(status.as_str())),
+                };
+                let mut builder = Update::builder()
+                    .table_name(&self.tables.accounts)
+                    .key(schema::ACCOUNTS_KEY, string(account_id))
+                    .update_expression(format!("SET {set}, #version = :version, updated_at = :at"))
+                    .condition_expression("#version = :previous")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":value", value)
+                    .expression_attribute_values(":version", number(*version))
+                    .expression_attribute_values(":previous", number(version - 1))
+                    .expression_attribute_values(":at", string(at.to_rfc3339()));
+                if let Some((placeholder, attribute)) = name {
+                    builder = builder.expression_attribute_names(placeholder, attribute);
+                }
+                let update = builder.build().map_err(|e| ReadModelError::Other(e.to_string()))?;
+                items.push(TransactWriteItem::builder().update(update).build());
+                if let Some(row) = transaction {
+                    let put = Put::builder()
+                        .table_name(&self.tables.transactions)
+                        .set_item(Some(transaction_item(account_id, row)))
+                        .condition_expression("attribute_not_exists(account_id)")
+                        .build()
+                        .map_err(|e| ReadModelError::Other(e.to_string()))?;
+                    items.push(TransactWriteItem::builder().put(put).build());
+                }
+            }
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(ApplyOutcome::Applied),
+            Err(error) if is_condition_failure(&error) => {
+                let stored = self.stored_version(account_id).await?;
+                if stored >= version {
+                    Ok(ApplyOutcome::Duplicate { stored })
+                } else if stored + 1 < version {
+                    Ok(ApplyOutcome::Gap { stored })
+                } else {
+                    // The version fits now: someone applied in between and
+                    // rolled back, or a stale read. Let the caller retry.
+                    Err(ReadModelError::Unavailable(format!("condition failed at version {stored} for {version}; retry")))
+                }
+            }
+            Err(error) => Err(map_sdk_error(error)),
+        }
+    }
+
+    async fn account(&self, account_id: Uuid, consistent: bool) -> Result<Option<AccountView>, ReadModelError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.accounts)
+            .key(schema::ACCOUNTS_KEY, string(account_id))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        output.item.as_ref().map(account_from_item).transpose()
+    }
+
+    async fn accounts_of_owner(&self, owner_id: &str) -> Result<Vec<AccountView>, ReadModelError> {
+        let mut accounts = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.accounts)
+                .index_name(OWNER_INDEX)
+                .key_condition_expression("owner_id = :owner")
+                .expression_attribute_values(":owner", string(owner_id))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(map_sdk_error)?;
+            for item in page.items() {
+                accounts.push(account_from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        accounts.sort_by_key(|a| a.account_id);
+        Ok(accounts)
+    }
+
+    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>) -> Result<TransactionPage, ReadModelError> {
+        let limit = limit.max(1);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.tables.transactions)
+            .expression_attribute_values(":account", string(account_id))
+            .scan_index_forward(false)
+            // One more than asked tells whether there is a next page.
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        query = match before_version {
+            Some(before) => query
+                .key_condition_expression("account_id = :account AND #version < :before")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":before", number(before)),
+            None => query.key_condition_expression("account_id = :account"),
+        };
+        let output = query.send().await.map_err(map_sdk_error)?;
+        let mut items = output.items().iter().map(transaction_from_item).collect::<Result<Vec<_>, _>>()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_before_version = if more { items.last().map(|row| row.version) } else { None };
+        Ok(TransactionPage { items, next_before_version })
+    }
+
+    async fn clear(&self) -> Result<(), ReadModelError> {
+        self.delete_all(&self.tables.accounts, &[schema::ACCOUNTS_KEY]).await?;
+        self.delete_all(&self.tables.transactions, &[schema::TRANSACTIONS_PARTITION_KEY, schema::TRANSACTIONS_SORT_KEY]).await
+    }
+}
+
+/// Creates both tables (on-demand billing) unless they exist, and waits
+/// until they are active. Safe to run again.
+pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), ReadModelError> {
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete");
+    let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().expect("complete");
+    let accounts = client
+        .create_table()
+        .table_name(&tables.accounts)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(schema::ACCOUNTS_KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(schema::OWNER_KEY, ScalarAttributeType::S))
+        .key_schema(key(schema::ACCOUNTS_KEY, KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(OWNER_INDEX)
+                .key_schema(key(schema::OWNER_KEY, KeyType::Hash))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("complete"),
+        )
+        .send()
+        .await;
+    ignore_existing(accounts)?;
+    let transactions = client
+        .create_table()
+        .table_name(&tables.transactions)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(schema::TRANSACTIONS_PARTITION_KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(schema::TRANSACTIONS_SORT_KEY, ScalarAttributeType::N))
+        .key_schema(key(schema::TRANSACTIONS_PARTITION_KEY, KeyType::Hash))
+        .key_schema(key(schema::TRANSACTIONS_SORT_KEY, KeyType::Range))
+        .send()
+        .await;
+    ignore_existing(transactions)?;
+    for table in [&tables.accounts, &tables.transactions] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let described = client.describe_table().table_name(table).send().await.map_err(map_sdk_error)?;
+            let active = described.table().and_then(|t| t.table_status()).is_some_and(|s| s.as_str() == "ACTIVE");
+            if active {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ReadModelError::Unavailable(format!("table {table} did not become active")));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
+}
+
+fn ignore_existing<T, E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<(), ReadModelError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == Some("ResourceInUseException") => Ok(()),
+        Err(error) => Err(map_sdk_error(error)),
+    }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    match error.code() {
+        Some("ConditionalCheckFailedException") => true,
+        // A cancelled transaction: its message lists a reason per item.
+        Some("TransactionCanceledException") => error.message().is_some_and(|m| m.contains("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
+
+/// Unreachable, throttled or failing service → `Unavailable` (retry later);
+/// anything else is a bug or bad data.
+fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+    error: SdkError<E, R>,
+) -> ReadModelError {
+    let retryable_codes = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    ];
+    match &error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            ReadModelError::Unavailable(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error)))
+        }
+        _ if error.code().is_some_and(|code| retryable_codes.contains(&code)) => {
+            ReadModelError::Unavailable(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error)))
+        }
+        _ => ReadModelError::Other(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error))),
+    }
+}
+
+// ---- items ----
+
+fn string(value: impl ToString) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn number(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn account_item(view: &AccountView) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("account_id".into(), string(view.account_id)),
+        ("owner_id".into(), string(&view.owner_id)),
+        ("currency".into(), string(&view.currency)),
+        ("balance".into(), number(view.balance)),
+        ("overdraft_limit".into(), number(view.overdraft_limit)),
+        ("status".into(), string(&view.status)),
+        ("version".into(), number(view.version)),
+        ("updated_at".into(), string(view.updated_at.to_rfc3339())),
+    ])
+}
+
+fn transaction_item(account_id: Uuid, row: &TransactionView) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("account_id".into(), string(account_id)),
+        ("version".into(), number(row.version)),
+        ("kind".into(), string(row.kind.as_str())),
+        ("amount".into(), number(row.amount)),
+        ("balance_after".into(), number(row.balance_after)),
+        ("occurred_at".into(), string(row.occurred_at.to_rfc3339())),
+    ]);
+    if let Some(id) = row.counterparty_account_id {
+        item.insert("counterparty_account_id".into(), string(id));
+    }
+    if let Some(id) = row.transfer_id {
+        item.insert("transfer_id".into(), string(id));
+    }
+    if let Some(reference) = &row.reference {
+        item.insert("reference".into(), string(reference));
+    }
+    item
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, ReadModelError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(ReadModelError::Corrupt(format!("attribute {name} is missing or not a string"))),
+    }
+}
+
+fn optional_text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value),
+        _ => None,
+    }
+}
+
+fn parsed<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, ReadModelError> {
+    let raw = match item.get(name) {
+        Some(AttributeValue::N(value)) | Some(AttributeValue::S(value)) => value,
+        _ => return Err(ReadModelError::Corrupt(format!("attribute {name} is missing"))),
+    };
+    raw.parse().map_err(|_| ReadModelError::Corrupt(format!("attribute {name} = {raw:?} does not parse")))
+}
+
+fn time(item: &Item, name: &str) -> Result<DateTime<Utc>, ReadModelError> {
+    let raw = text(item, name)?;
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| ReadModelError::Corrupt(format!("{name} = {raw:?}")))
+}
+
+fn account_from_item(item: &Item) -> Result<AccountView, ReadModelError> {
+    Ok(AccountView {
+        account_id: parsed(item, "account_id")?,
+        owner_id: text(item, "owner_id")?.to_owned(),
+        currency: text(item, "currency")?.to_owned(),
+        balance: parsed(item, "balance")?,
+        overdraft_limit: parsed(item, "overdraft_limit")?,
+        status: text(item, "status")?.to_owned(),
+        version: parsed(item, "version")?,
+        updated_at: time(item, "updated_at")?,
+    })
+}
+
+fn transaction_from_item(item: &Item) -> Result<TransactionView, ReadModelError> {
+    let kind = text(item, "kind")?;
+    Ok(TransactionView {
+        version: parsed(item, "version")?,
+        kind: TransactionKind::parse(kind).ok_or_else(|| ReadModelError::Corrupt(format!("kind {kind:?}")))?,
+        amount: parsed(item, "amount")?,
+        balance_after: parsed(item, "balance_after")?,
+        counterparty_account_id: optional_text(item, "counterparty_account_id").and_then(|s| s.parse().ok()),
+        transfer_id: optional_text(item, "transfer_id").and_then(|s| s.parse().ok()),
+        reference: optional_text(item, "reference").map(str::to_owned),
+        occurred_at: time(item, "occurred_at")?,
+    })
+}

@@ -1,0 +1,79 @@
+//! The in-memory read model: the embedded mode's and the fast tests' store.
+//! Same rules as DynamoDB: a change lands only on the version before it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionPage, TransactionView};
+
+#[derive(Default)]
+pub struct InMemoryReadModel {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    accounts: HashMap<Uuid, AccountView>,
+    transactions: HashMap<Uuid, BTreeMap<u64, TransactionView>>,
+}
+
+impl InMemoryReadModel {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for InMemoryReadModel {
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome, ReadModelError> {
+        let mut inner = self.lock();
+        let account_id = change.account_id();
+        let stored = inner.accounts.get(&account_id).map_or(0, |a| a.version);
+        let version = change.version();
+        if stored >= version {
+            return Ok(ApplyOutcome::Duplicate { stored });
+        }
+        if stored + 1 < version {
+            return Ok(ApplyOutcome::Gap { stored });
+        }
+        let after = change.apply_to(inner.accounts.get(&account_id)).ok_or_else(|| ReadModelError::Other("update without an account".into()))?;
+        inner.accounts.insert(account_id, after);
+        if let Change::Update { transaction: Some(row), .. } = change {
+            inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());
+        }
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn account(&self, account_id: Uuid, _consistent: bool) -> Result<Option<AccountView>, ReadModelError> {
+        Ok(self.lock().accounts.get(&account_id).cloned())
+    }
+
+    async fn accounts_of_owner(&self, owner_id: &str) -> Result<Vec<AccountView>, ReadModelError> {
+        let mut accounts: Vec<_> = self.lock().accounts.values().filter(|a| a.owner_id == owner_id).cloned().collect();
+        accounts.sort_by_key(|a| a.account_id);
+        Ok(accounts)
+    }
+
+    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>) -> Result<TransactionPage, ReadModelError> {
+        let inner = self.lock();
+        let Some(rows) = inner.transactions.get(&account_id) else {
+            return Ok(TransactionPage { items: vec![], next_before_version: None });
+        };
+        let upper = before_version.unwrap_or(u64::MAX);
+        let mut newer_first = rows.range(..upper).rev().map(|(_, row)| row.clone());
+        let items: Vec<_> = newer_first.by_ref().take(limit).collect();
+        let more = newer_first.next().is_some();
+        let next_before_version = if more { items.last().map(|row| row.version) } else { None };
+        Ok(TransactionPage { items, next_before_version })
+    }
+
+    async fn clear(&self) -> Result<(), ReadModelError> {
+        let mut inner = self.lock();
+        inner.accounts.clear();
+        inner.transactions.clear();
+        Ok(())
+    }
+}
