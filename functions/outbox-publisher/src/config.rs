@@ -71,7 +71,8 @@ impl PublisherConfig {
             if valid(value) { Ok(value) } else { Err(bad("out of range")) }
         };
 
-        let message_timeout = Duration::from_millis(number("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, &|n| (1_000..=900_000).contains(&n))?);
+        let message_timeout =
+            Duration::from_millis(number("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, &|n| (1_000..=900_000).contains(&n))?);
         let linger = Duration::from_millis(number("LEDGERLINE_KAFKA_LINGER_MS", 5, &|n| n <= 1_000)?);
         let mut extra = Vec::new();
         for (name, value) in &vars {
@@ -81,7 +82,11 @@ impl PublisherConfig {
             }
             let property = suffix.to_ascii_lowercase().replace('_', ".");
             if RESERVED.contains(&property.as_str()) {
-                return Err(ConfigError { name: name.clone(), value: value.clone(), reason: format!("{property} is set by the publisher") });
+                return Err(ConfigError {
+                    name: name.clone(),
+                    value: value.clone(),
+                    reason: format!("{property} is set by the publisher"),
+                });
             }
             extra.push((property, value.clone()));
         }
@@ -100,7 +105,12 @@ impl PublisherConfig {
             batch_timeout: message_timeout + Duration::from_secs(5),
         };
         Ok(Self {
-            kafka: KafkaSettings { brokers: get("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_BROKERS.into()), message_timeout, linger, extra },
+            kafka: KafkaSettings {
+                brokers: get("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_BROKERS.into()),
+                message_timeout,
+                linger,
+                extra,
+            },
             events_topic: get("LEDGERLINE_EVENTS_TOPIC").unwrap_or_else(|| DEFAULT_EVENTS_TOPIC.into()),
             publish,
         })

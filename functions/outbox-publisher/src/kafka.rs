@@ -73,6 +73,18 @@ impl KafkaSink {
         Ok(fresh)
     }
 
+    /// Replaces the producer with a fresh one (see [`RecordSink::reset`]).
+    fn replace_producer(&self) {
+        match producer_config(&self.settings).create::<FutureProducer>() {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut *self.producer.write().unwrap_or_else(|p| p.into_inner()), fresh);
+                // Dropping a producer purges and waits up to half a second: not on this thread.
+                std::thread::spawn(move || drop(old));
+            }
+            Err(error) => tracing::warn!(%error, "cannot recreate the Kafka producer; keeping the old one"),
+        }
+    }
+
     /// Waits up to `timeout` for records still in flight (before a shutdown or in tests).
     pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
         let producer = self.producer.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -86,7 +98,9 @@ pub fn classify(error: KafkaError) -> SendError {
     use RDKafkaErrorCode::*;
     let permanent = matches!(
         error.rdkafka_error_code(),
-        Some(MessageSizeTooLarge | InvalidMessageSize | InvalidMessage | InvalidRecord | MessageBatchTooLarge | UnsupportedForMessageFormat)
+        Some(
+            MessageSizeTooLarge | InvalidMessageSize | InvalidMessage | InvalidRecord | MessageBatchTooLarge | UnsupportedForMessageFormat
+        )
     );
     if permanent { SendError::permanent(error.to_string()) } else { SendError::transient(error.to_string()) }
 }
@@ -103,12 +117,18 @@ impl RecordSink for KafkaSink {
         let future_record = FutureRecord::to(record.topic).key(record.key).payload(record.payload).headers(headers);
         let delivery = producer.send_result(future_record).map_err(|(error, _)| classify(error))?;
         Ok(Box::pin(async move {
+            // `delivery` does not keep the producer alive; a reset cannot cancel it.
             match delivery.await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err((error, _))) => Err(classify(error)),
                 Err(_canceled) => Err(SendError::transient("the producer was dropped before the broker answered")),
             }
         }))
+    }
+
+    fn reset(&self) {
+        tracing::warn!("no record of the last batch was acknowledged; starting a fresh Kafka producer");
+        self.replace_producer();
     }
 }
 

@@ -10,7 +10,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use ledgerline_shared::config::{DatabaseSettings, WriteSettings};
 use ledgerline_shared::event_store::PostgresEventStore;
 use outbox_publisher::kafka::KafkaSink;
-use outbox_publisher::{PublisherConfig, Publisher, handler};
+use outbox_publisher::{Publisher, PublisherConfig, handler};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledgerline_shared::event_store::{OutboxMessage, StoreError};
-use ledgerline_shared::outbox::{Outcome, OutboxStore};
+use ledgerline_shared::outbox::{OutboxStore, Outcome};
 use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -140,6 +140,7 @@ impl<K: RecordSink> Publisher<K> {
             let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
             batch.complete(outcomes).await?;
             if published == 0 && failed {
+                self.sink.reset();
                 summary.stopped = Stop::Failing;
                 break;
             }

@@ -62,4 +62,11 @@ pub trait RecordSink: Send + Sync {
     /// here means the record was not sent at all (for example it is larger
     /// than the producer accepts).
     fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError>;
+
+    /// Called after a batch in which nothing was acknowledged: a client
+    /// holding state the broker no longer agrees with (an idempotent
+    /// producer's id and sequence numbers, after a broker restart) starts
+    /// afresh. Nothing is in flight then: every record of the batch has
+    /// been answered or timed out.
+    fn reset(&self) {}
 }

@@ -9,6 +9,10 @@
 //! holder committed. Outcomes are written and the lock released by one
 //! COMMIT.
 //!
+//! Outcome times use `clock_timestamp()`, not `now()` (the transaction's
+//! start): a retry's backoff counts from when the failure was recorded, not
+//! from the claim, which may be a whole broker timeout earlier.
+//!
 //! A batch dropped without `complete` (a crash, a panic, a timeout) must not
 //! hand its open transaction back to the pool: its connection is detached
 //! and closed, which makes the server roll the transaction back.
@@ -20,9 +24,9 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use uuid::Uuid;
 
-use super::{ClaimedBatch, Outcome, OutboxCounts, OutboxStore, check_outcomes};
-use crate::event_store::{OutboxMessage, OutboxStatus, PostgresEventStore, StoreError};
+use super::{ClaimedBatch, OutboxCounts, OutboxStore, Outcome, check_outcomes};
 use crate::event_store::map_pg_error;
+use crate::event_store::{OutboxMessage, OutboxStatus, PostgresEventStore, StoreError};
 
 /// Any fixed number, the same for every publisher of one database.
 pub const PUBLISHER_LOCK_KEY: i64 = 0x1ed9_e711_0000_0002;
@@ -86,7 +90,7 @@ impl ClaimedBatch for PostgresBatch {
         if !published.is_empty() {
             client
                 .execute(
-                    "UPDATE outbox SET status = 'published', published_at = now() \
+                    "UPDATE outbox SET status = 'published', published_at = clock_timestamp() \
                      WHERE id = ANY($1) AND status = 'pending'",
                     &[&published],
                 )
@@ -97,7 +101,7 @@ impl ClaimedBatch for PostgresBatch {
             client
                 .execute(
                     "UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.error, \
-                       next_attempt_at = now() + u.delay_ms * interval '1 millisecond' \
+                       next_attempt_at = clock_timestamp() + u.delay_ms * interval '1 millisecond' \
                      FROM UNNEST($1::int8[], $2::text[], $3::int8[]) AS u(id, error, delay_ms) \
                      WHERE o.id = u.id AND o.status = 'pending'",
                     &[&failed, &failed_errors, &failed_delays],
@@ -132,15 +136,9 @@ impl OutboxStore for PostgresEventStore {
         // The server ends a transaction left idle longer than this, and with
         // it the lock: a frozen or lost publisher cannot hold the outbox.
         let idle_ms = hold_for.as_millis().clamp(1_000, i32::MAX as u128);
-        client
-            .batch_execute(&format!("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {idle_ms}"))
-            .await
-            .map_err(map_pg_error)?;
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PUBLISHER_LOCK_KEY])
-            .await
-            .map_err(map_pg_error)?
-            .get(0);
+        client.batch_execute(&format!("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")).await.map_err(map_pg_error)?;
+        let locked: bool =
+            client.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PUBLISHER_LOCK_KEY]).await.map_err(map_pg_error)?.get(0);
         if !locked {
             client.batch_execute("ROLLBACK").await.map_err(map_pg_error)?;
             drop(batch.client.take());
