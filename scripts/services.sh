@@ -97,8 +97,12 @@ if ! port_open "$kafka_port"; then
     mkdir -p "$tansu_dir"
     say "starting tansu on 127.0.0.1:${kafka_port} (logs: .local/tansu/tansu.log)"
     # The storage URL is relative (an absolute sqlite:/// path fails), hence the cd.
-    (cd "$tansu_dir" && setsid nohup tansu broker --listener-url "$kafka_url" --advertised-listener-url "$kafka_url" \
-        --storage-engine sqlite://tansu.db >>tansu.log 2>&1 </dev/null & echo $! >tansu.pid)
+    (
+        cd "$tansu_dir"
+        setsid nohup tansu broker --listener-url "$kafka_url" --advertised-listener-url "$kafka_url" \
+            --storage-engine sqlite://tansu.db >>tansu.log 2>&1 </dev/null &
+        echo $! >tansu.pid
+    )
     wait_for tansu 60 port_open "$kafka_port"
 fi
 # Topics are not created on first use: create the missing ones (3 partitions;
