@@ -138,8 +138,9 @@ impl AccountCache {
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) =
-                self.bounded(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query_async(&mut connection)).await?;
+            let (next, keys): (u64, Vec<String>) = self
+                .bounded(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query_async(&mut connection))
+                .await?;
             if !keys.is_empty() {
                 let deleted: u64 = self.bounded(connection.del(keys)).await?;
                 removed += deleted;

@@ -73,7 +73,9 @@ fn parse<T>(name: &'static str, default: T, valid: impl Fn(&T) -> bool) -> Resul
 where
     T: std::str::FromStr + std::fmt::Display,
 {
-    let Some(raw) = var(name) else { return Ok(default) };
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
     let value: T = raw.trim().parse().map_err(|_| ConfigError { name, value: raw.clone(), reason: "not a number".into() })?;
     if !valid(&value) {
         return Err(ConfigError { name, value: raw, reason: "out of range".into() });

@@ -18,8 +18,10 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod event_store;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod idempotency;
 pub mod migrate;
-pub mod read_model;
 pub mod outbox;
+pub mod read_model;
 pub mod telemetry;

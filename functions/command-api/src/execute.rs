@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use crate::caller::Caller;
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, key_reused};
-use crate::request::{CorrelationId, canonical_body};
+use crate::request::canonical_body;
 use crate::state::AppState;
+use ledgerline_shared::http::correlation::CorrelationId;
 
 /// A final answer: what is sent now and, with a key, stored for retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +78,7 @@ pub struct CommandContext {
 
 impl CommandContext {
     pub fn new(caller: Caller, key: Option<IdempotencyKey>, path: &str, body: &[u8], correlation_id: CorrelationId) -> Self {
-        Self {
-            caller,
-            key,
-            request_hash: request_hash("POST", path, &canonical_body(body)),
-            correlation_id,
-            command_id: Uuid::now_v7(),
-        }
+        Self { caller, key, request_hash: request_hash("POST", path, &canonical_body(body)), correlation_id, command_id: Uuid::now_v7() }
     }
 }
 

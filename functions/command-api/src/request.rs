@@ -2,10 +2,7 @@
 //! (bounded, strict), the `Idempotency-Key`, and the correlation id.
 
 use axum::body::{Body, Bytes};
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use lambda_http::request::RequestContext;
 use ledgerline_shared::idempotency::IdempotencyKey;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -52,48 +49,15 @@ pub fn canonical_body(bytes: &[u8]) -> Vec<u8> {
 
 /// The `Idempotency-Key` header, validated when present.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let text = value.to_str().map_err(|_| ApiError::validation("Idempotency-Key must be printable ASCII"))?;
     IdempotencyKey::new(text).map(Some).map_err(|e| ApiError::validation(e.to_string()))
 }
 
 pub fn required_idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     idempotency_key(headers)?.ok_or_else(|| ApiError::validation("this request needs an Idempotency-Key header"))
-}
-
-/// Ties logs and event metadata to one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CorrelationId(pub String);
-
-impl CorrelationId {
-    pub const HEADER: &'static str = "x-correlation-id";
-
-    /// The caller's `x-correlation-id` when it is sane, else API Gateway's
-    /// request id, else a new one.
-    pub fn from_parts(parts: &Parts) -> Self {
-        let from_header = parts
-            .headers
-            .get(Self::HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)));
-        if let Some(id) = from_header {
-            return Self(id.to_owned());
-        }
-        let from_gateway = parts.extensions.get::<RequestContext>().and_then(|context| match context {
-            RequestContext::ApiGatewayV2(v2) => v2.request_id.clone().filter(|id| !id.is_empty()),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        });
-        Self(from_gateway.unwrap_or_else(|| Uuid::new_v4().to_string()))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_parts(parts))
-    }
 }
 
 /// Parses an account id from the path.

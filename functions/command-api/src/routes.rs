@@ -6,9 +6,9 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
@@ -18,12 +18,13 @@ use ledgerline_shared::domain::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::caller::Caller;
 use crate::execute::{Answer, CommandContext, Decision, execute};
-use crate::problem::ApiError;
-use crate::request::{CorrelationId, account_id, idempotency_key, parse_json, read_body, required_idempotency_key};
+use crate::request::{account_id, idempotency_key, parse_json, read_body, required_idempotency_key};
 use crate::state::AppState;
 use crate::views::{AccountView, BalanceView, StatusView, TransferView, VersionView};
+use ledgerline_shared::http::caller::Caller;
+use ledgerline_shared::http::correlation::{CorrelationId, correlate};
+use ledgerline_shared::http::problem::ApiError;
 
 /// Every route this API serves, as (method, path template). The OpenAPI
 /// document in docs/ is checked against this list by a test.
@@ -52,25 +53,6 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(middleware::from_fn(correlate))
         .with_state(state)
-}
-
-/// Gives each request a correlation id (echoed in the response) and a log
-/// span, and logs how it ended.
-async fn correlate(mut request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let correlation_id = CorrelationId::from_parts(&parts);
-    parts.extensions.insert(correlation_id.clone());
-    request = Request::from_parts(parts, body);
-    let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), correlation_id = %correlation_id.0);
-    let started = std::time::Instant::now();
-    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_millis() as u64, "request finished")
-    });
-    if let Ok(value) = HeaderValue::from_str(&correlation_id.0) {
-        response.headers_mut().insert(CorrelationId::HEADER, value);
-    }
-    response
 }
 
 // ---- request bodies ----

@@ -22,7 +22,9 @@ use uuid::Uuid;
 async fn a_request_without_claims_is_unauthorized() {
     let api = Api::memory();
     let account = api.open("alice", "EUR").await;
-    for path in ["/accounts".to_string(), format!("/accounts/{account}/deposits"), "/transfers".into(), format!("/accounts/{account}/close")] {
+    for path in
+        ["/accounts".to_string(), format!("/accounts/{account}/deposits"), "/transfers".into(), format!("/accounts/{account}/close")]
+    {
         let response = api.send(post(&path).key("k").json(json!({"amount": 1}))).await;
         response.assert_problem(401, "unauthorized");
     }
@@ -34,7 +36,13 @@ async fn a_caller_id_in_a_header_or_body_is_ignored() {
     let account = api.open("alice", "EUR").await;
     api.deposit("alice", account, 100).await;
     let response = api
-        .send(post(&format!("/accounts/{account}/withdrawals")).by("mallory").header("x-caller-id", "alice").key("k").json(json!({"amount": 1})))
+        .send(
+            post(&format!("/accounts/{account}/withdrawals"))
+                .by("mallory")
+                .header("x-caller-id", "alice")
+                .key("k")
+                .json(json!({"amount": 1})),
+        )
         .await;
     response.assert_problem(403, "forbidden");
 }
@@ -103,7 +111,12 @@ async fn deposits_and_withdrawals_move_the_balance() {
     let deposited = api.deposit("alice", account, 1000).await;
     assert_eq!((deposited.status, deposited.body.clone()), (200, json!({"account_id": account, "balance": 1000, "version": 2})));
     let withdrawn = api
-        .send(post(&format!("/accounts/{account}/withdrawals")).by("alice").key(&fresh_key()).json(json!({"amount": 300, "reference": "rent"})))
+        .send(
+            post(&format!("/accounts/{account}/withdrawals"))
+                .by("alice")
+                .key(&fresh_key())
+                .json(json!({"amount": 300, "reference": "rent"})),
+        )
         .await;
     assert_eq!((withdrawn.status, withdrawn.body.clone()), (200, json!({"account_id": account, "balance": 700, "version": 3})));
 }
@@ -113,7 +126,13 @@ async fn every_event_is_written_with_its_outbox_row_and_the_correlation_id() {
     let api = Api::memory();
     let account = api.open("alice", "EUR").await;
     let response = api
-        .send(post(&format!("/accounts/{account}/deposits")).by("alice").key("k").header("x-correlation-id", "trace-42").json(json!({"amount": 5})))
+        .send(
+            post(&format!("/accounts/{account}/deposits"))
+                .by("alice")
+                .key("k")
+                .header("x-correlation-id", "trace-42")
+                .json(json!({"amount": 5})),
+        )
         .await;
     assert_eq!(response.header("x-correlation-id"), Some("trace-42"));
     let events = api.store.read_stream(account, 0).await.unwrap();
@@ -180,7 +199,10 @@ async fn owners_act_only_on_their_own_accounts_and_administrators_on_any() {
     let account = api.open("alice", "EUR").await;
     api.deposit("bob", account, 1).await.assert_problem(403, "forbidden");
     api.send(post(&format!("/accounts/{account}/close")).by("bob")).await.assert_problem(403, "forbidden");
-    assert_eq!(api.send(post(&format!("/accounts/{account}/deposits")).by_admin("ops").key("k").json(json!({"amount": 7}))).await.status, 200);
+    assert_eq!(
+        api.send(post(&format!("/accounts/{account}/deposits")).by_admin("ops").key("k").json(json!({"amount": 7}))).await.status,
+        200
+    );
     assert_eq!(api.balance(account).await, 7);
 }
 
@@ -192,7 +214,12 @@ async fn a_transfer_moves_money_between_two_accounts() {
     let (from, to) = (api.open("alice", "EUR").await, api.open("bob", "EUR").await);
     api.deposit("alice", from, 500).await;
     let response = api
-        .send(post("/transfers").by("alice").key("t1").json(json!({"from_account_id": from, "to_account_id": to, "amount": 200, "reference": "lunch"})))
+        .send(
+            post("/transfers")
+                .by("alice")
+                .key("t1")
+                .json(json!({"from_account_id": from, "to_account_id": to, "amount": 200, "reference": "lunch"})),
+        )
         .await;
     assert_eq!(response.status, 201, "{}", response.body);
     assert!(response.body["transfer_id"].as_str().is_some_and(|id| id.parse::<Uuid>().is_ok()));
@@ -207,7 +234,9 @@ async fn transfers_that_break_a_rule_are_refused() {
     let (from, to) = (api.open("alice", "EUR").await, api.open("bob", "EUR").await);
     let dollars = api.open("bob", "USD").await;
     api.deposit("alice", from, 100).await;
-    let send = |to: Uuid, amount: i64| post("/transfers").by("alice").key(&fresh_key()).json(json!({"from_account_id": from, "to_account_id": to, "amount": amount}));
+    let send = |to: Uuid, amount: i64| {
+        post("/transfers").by("alice").key(&fresh_key()).json(json!({"from_account_id": from, "to_account_id": to, "amount": amount}))
+    };
     api.send(send(from, 1)).await.assert_problem(422, "same_account");
     api.send(send(dollars, 1)).await.assert_problem(422, "currency_mismatch");
     api.send(send(to, 101)).await.assert_problem(422, "insufficient_funds");
@@ -251,7 +280,9 @@ async fn closing_needs_a_zero_balance_and_a_closed_account_takes_nothing() {
     api.deposit("alice", account, 1).await.assert_problem(422, "account_closed");
     api.send(post(&format!("/accounts/{account}/close")).by("alice")).await.assert_problem(422, "account_closed");
     api.send(post(&format!("/accounts/{account}/unfreeze")).by_admin("ops")).await.assert_problem(422, "account_closed");
-    api.send(post(&format!("/accounts/{account}/close")).by("alice").json(json!({"now": true}))).await.assert_problem(400, "validation_failed");
+    api.send(post(&format!("/accounts/{account}/close")).by("alice").json(json!({"now": true})))
+        .await
+        .assert_problem(400, "validation_failed");
 }
 
 // ---- idempotency ----
@@ -265,9 +296,8 @@ async fn a_retry_with_the_same_key_and_body_returns_the_first_answer_and_changes
     let retry = api.send(deposit()).await;
     assert_eq!((retry.status, &retry.raw), (first.status, &first.raw));
     // Whitespace and key order do not make it another request.
-    let reordered = api
-        .send(post(&format!("/accounts/{account}/deposits")).by("alice").key("pay-1").raw_body("{ \"amount\" : 250 }"))
-        .await;
+    let reordered =
+        api.send(post(&format!("/accounts/{account}/deposits")).by("alice").key("pay-1").raw_body("{ \"amount\" : 250 }")).await;
     assert_eq!(reordered.raw, first.raw);
     assert_eq!(api.balance(account).await, 250);
     assert_eq!(api.store.read_stream(account, 0).await.unwrap().len(), 2);

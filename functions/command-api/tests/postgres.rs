@@ -66,7 +66,8 @@ async fn parallel_withdrawals_never_overdraw_and_every_accepted_one_is_in_the_hi
         .map(|_| {
             let api = api.clone();
             tokio::spawn(async move {
-                api.send(post(&format!("/accounts/{account}/withdrawals")).by_admin(owner).key(&fresh_key()).json(json!({"amount": 50}))).await
+                api.send(post(&format!("/accounts/{account}/withdrawals")).by_admin(owner).key(&fresh_key()).json(json!({"amount": 50})))
+                    .await
             })
         })
         .collect();
@@ -137,7 +138,12 @@ async fn concurrent_transfers_conserve_money() {
                 let to = accounts[(i * 7 + 1) % 4];
                 let amount = 1 + (i as i64 * 37) % 900;
                 let response = api
-                    .send(post("/transfers").by(&owner).key(&fresh_key()).json(json!({"from_account_id": from, "to_account_id": to, "amount": amount})))
+                    .send(
+                        post("/transfers")
+                            .by(&owner)
+                            .key(&fresh_key())
+                            .json(json!({"from_account_id": from, "to_account_id": to, "amount": amount})),
+                    )
                     .await;
                 (response.status, response.code().to_owned(), response.body["transfer_id"].as_str().map(str::to_owned))
             })
@@ -164,7 +170,9 @@ async fn concurrent_transfers_conserve_money() {
         for event in api.store.read_stream(account, 0).await.unwrap() {
             match codec.decode(&event.event_type, event.schema_version, &event.payload).unwrap() {
                 AccountEvent::TransferSent { transfer_id, .. } => assert!(sent.insert(transfer_id)),
-                AccountEvent::TransferReceived { transfer_id, .. } => assert!(received.insert(transfer_id)),
+                AccountEvent::TransferReceived { transfer_id, .. } => {
+                    assert!(received.insert(transfer_id))
+                }
                 _ => {}
             }
         }

@@ -76,7 +76,8 @@ impl EventCodec {
             version += 1;
         }
         let malformed = |reason: String| CodecError::Malformed { event_type: event_type.into(), reason };
-        let (event, read) = bincode::serde::decode_from_slice::<AccountEvent, _>(&bytes, bincode_config()).map_err(|e| malformed(e.to_string()))?;
+        let (event, read) =
+            bincode::serde::decode_from_slice::<AccountEvent, _>(&bytes, bincode_config()).map_err(|e| malformed(e.to_string()))?;
         if read != bytes.len() {
             return Err(malformed("trailing bytes".into()));
         }

@@ -68,8 +68,7 @@ impl Account {
         };
         match event {
             AccountEvent::Opened { .. } => unreachable!("handled above"),
-            AccountEvent::Deposited { amount, balance_after, .. }
-            | AccountEvent::TransferReceived { amount, balance_after, .. } => {
+            AccountEvent::Deposited { amount, balance_after, .. } | AccountEvent::TransferReceived { amount, balance_after, .. } => {
                 let expected = account.balance.checked_add(amount.minor_units()).ok_or(DomainError::BalanceOverflow)?;
                 if expected != *balance_after {
                     return Err(history("balance_after does not match the credit"));
@@ -93,10 +92,7 @@ impl Account {
     }
 
     /// Replays a whole history from nothing (or from a snapshot's state).
-    pub fn replay<'a>(
-        start: Option<Account>,
-        events: impl IntoIterator<Item = &'a AccountEvent>,
-    ) -> Result<Option<Account>, DomainError> {
+    pub fn replay<'a>(start: Option<Account>, events: impl IntoIterator<Item = &'a AccountEvent>) -> Result<Option<Account>, DomainError> {
         events.into_iter().try_fold(start, |state, event| Account::evolve(state, event).map(Some))
     }
 

@@ -110,9 +110,6 @@ impl AccountEvent {
 
     /// True for events that move money (they get a row in the transaction history).
     pub fn moves_money(&self) -> bool {
-        matches!(
-            self,
-            Self::Deposited { .. } | Self::Withdrawn { .. } | Self::TransferSent { .. } | Self::TransferReceived { .. }
-        )
+        matches!(self, Self::Deposited { .. } | Self::Withdrawn { .. } | Self::TransferSent { .. } | Self::TransferReceived { .. })
     }
 }

@@ -21,6 +21,6 @@ pub use event::{ACCOUNT_EVENT_SCHEMA_VERSION, AccountEvent};
 pub use money::{Amount, Currency, MAX_AMOUNT, MAX_OVERDRAFT_LIMIT};
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod tests;

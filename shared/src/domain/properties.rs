@@ -117,9 +117,7 @@ impl Ledger {
     }
 
     fn total_per_currency(&self) -> (i128, i128) {
-        let sum = |code: &str| -> i128 {
-            self.states.iter().filter(|a| a.currency.as_str() == code).map(|a| i128::from(a.balance)).sum()
-        };
+        let sum = |code: &str| -> i128 { self.states.iter().filter(|a| a.currency.as_str() == code).map(|a| i128::from(a.balance)).sum() };
         (sum("EUR"), sum("USD"))
     }
 }

@@ -25,13 +25,7 @@ fn eur() -> Currency {
 }
 
 fn opened_with(id: Uuid, currency: &str, overdraft_limit: i64) -> AccountEvent {
-    AccountEvent::Opened {
-        account_id: id,
-        owner_id: "alice".into(),
-        currency: currency.parse().unwrap(),
-        overdraft_limit,
-        at: at(),
-    }
+    AccountEvent::Opened { account_id: id, owner_id: "alice".into(), currency: currency.parse().unwrap(), overdraft_limit, at: at() }
 }
 
 fn opened() -> AccountEvent {
@@ -165,30 +159,36 @@ fn a_deposit_that_would_overflow_the_balance_is_refused() {
 
 #[test]
 fn a_withdrawal_debits_the_balance() {
-    given([opened(), deposited(100, 100)])
-        .when(withdraw(40))
-        .then_expect_events(vec![AccountEvent::Withdrawn { amount: amount(40), balance_after: 60, reference: None, at: at() }]);
+    given([opened(), deposited(100, 100)]).when(withdraw(40)).then_expect_events(vec![AccountEvent::Withdrawn {
+        amount: amount(40),
+        balance_after: 60,
+        reference: None,
+        at: at(),
+    }]);
 }
 
 #[test]
 fn a_withdrawal_may_use_the_overdraft_down_to_its_limit() {
-    given([opened_with(ACCOUNT, "EUR", 50), deposited(100, 100)])
-        .when(withdraw(150))
-        .then_expect_events(vec![AccountEvent::Withdrawn { amount: amount(150), balance_after: -50, reference: None, at: at() }]);
+    given([opened_with(ACCOUNT, "EUR", 50), deposited(100, 100)]).when(withdraw(150)).then_expect_events(vec![AccountEvent::Withdrawn {
+        amount: amount(150),
+        balance_after: -50,
+        reference: None,
+        at: at(),
+    }]);
 }
 
 #[test]
 fn a_withdrawal_past_the_overdraft_limit_is_refused() {
-    given([opened_with(ACCOUNT, "EUR", 50), deposited(100, 100)])
-        .when(withdraw(151))
-        .then_expect_error(DomainError::InsufficientFunds { balance: 100, overdraft_limit: 50, requested: 151 });
+    given([opened_with(ACCOUNT, "EUR", 50), deposited(100, 100)]).when(withdraw(151)).then_expect_error(DomainError::InsufficientFunds {
+        balance: 100,
+        overdraft_limit: 50,
+        requested: 151,
+    });
 }
 
 #[test]
 fn a_withdrawal_without_overdraft_cannot_go_below_zero() {
-    given([opened()])
-        .when(withdraw(1))
-        .then_expect_error(DomainError::InsufficientFunds { balance: 0, overdraft_limit: 0, requested: 1 });
+    given([opened()]).when(withdraw(1)).then_expect_error(DomainError::InsufficientFunds { balance: 0, overdraft_limit: 0, requested: 1 });
 }
 
 #[test]
@@ -252,9 +252,12 @@ fn closing_needs_a_zero_balance() {
 
 #[test]
 fn closing_an_overdrawn_account_is_refused() {
-    given([opened_with(ACCOUNT, "EUR", 100), AccountEvent::Withdrawn { amount: amount(30), balance_after: -30, reference: None, at: at() }])
-        .when(AccountCommand::Close)
-        .then_expect_error(DomainError::NonZeroBalance(-30));
+    given([
+        opened_with(ACCOUNT, "EUR", 100),
+        AccountEvent::Withdrawn { amount: amount(30), balance_after: -30, reference: None, at: at() },
+    ])
+    .when(AccountCommand::Close)
+    .then_expect_error(DomainError::NonZeroBalance(-30));
 }
 
 #[test]
@@ -285,8 +288,22 @@ fn a_transfer_debits_one_account_and_credits_the_other_by_the_same_amount() {
     assert_eq!(
         decision,
         TransferDecision {
-            sent: AccountEvent::TransferSent { transfer_id: TRANSFER, to_account_id: OTHER, amount: amount(30), balance_after: 70, reference: None, at: at() },
-            received: AccountEvent::TransferReceived { transfer_id: TRANSFER, from_account_id: ACCOUNT, amount: amount(30), balance_after: 35, reference: None, at: at() },
+            sent: AccountEvent::TransferSent {
+                transfer_id: TRANSFER,
+                to_account_id: OTHER,
+                amount: amount(30),
+                balance_after: 70,
+                reference: None,
+                at: at()
+            },
+            received: AccountEvent::TransferReceived {
+                transfer_id: TRANSFER,
+                from_account_id: ACCOUNT,
+                amount: amount(30),
+                balance_after: 35,
+                reference: None,
+                at: at()
+            },
         }
     );
 }

@@ -73,8 +73,7 @@ pub enum EnvelopeError {
 impl EventEnvelope {
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = vec![ENVELOPE_FORMAT];
-        bincode::serde::encode_into_std_write(self, &mut bytes, bincode_config())
-            .expect("writing an envelope to memory cannot fail");
+        bincode::serde::encode_into_std_write(self, &mut bytes, bincode_config()).expect("writing an envelope to memory cannot fail");
         bytes
     }
 
@@ -83,8 +82,8 @@ impl EventEnvelope {
         if *format != ENVELOPE_FORMAT {
             return Err(EnvelopeError::UnknownFormat(*format));
         }
-        let (envelope, read) = bincode::serde::decode_from_slice::<Self, _>(body, bincode_config())
-            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let (envelope, read) =
+            bincode::serde::decode_from_slice::<Self, _>(body, bincode_config()).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if read != body.len() {
             return Err(EnvelopeError::Malformed(format!("{} trailing bytes", body.len() - read)));
         }

@@ -11,8 +11,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings,
-    StreamVersion, outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings, StreamVersion,
+    outbox_messages, validate_batch,
 };
 use crate::idempotency::IdempotencyRecord;
 use crate::outbox::MemoryOutboxState;

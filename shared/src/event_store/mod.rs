@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
 
-pub use envelope::{ENVELOPE_FORMAT, EnvelopeError, EventEnvelope, EventMetadata};
 pub(crate) use envelope::bincode_config;
+pub use envelope::{ENVELOPE_FORMAT, EnvelopeError, EventEnvelope, EventMetadata};
 pub use error::StoreError;
 pub use memory::InMemoryEventStore;
 pub use postgres::PostgresEventStore;

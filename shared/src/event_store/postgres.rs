@@ -18,8 +18,8 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, EventMetadata, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError,
-    StoreSettings, StreamAppend, StreamVersion, outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, EventMetadata, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings,
+    StreamAppend, StreamVersion, outbox_messages, validate_batch,
 };
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 

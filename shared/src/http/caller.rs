@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
 
-use crate::problem::ApiError;
+use super::problem::ApiError;
 
 pub const ADMIN_SCOPE: &str = "ledgerline/admin";
 

@@ -3,11 +3,11 @@
 //! Every refusal has a stable `code` clients can branch on; `title` and
 //! `detail` are for people. Nothing a client can cause answers 500.
 
+use crate::accounts::RepositoryError;
+use crate::domain::DomainError;
+use crate::event_store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ledgerline_shared::accounts::RepositoryError;
-use ledgerline_shared::domain::DomainError;
-use ledgerline_shared::event_store::StoreError;
 use serde::Serialize;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";

@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -408,7 +408,9 @@ fn optional_text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 fn parsed<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, ReadModelError> {
     let raw = match item.get(name) {
         Some(AttributeValue::N(value)) | Some(AttributeValue::S(value)) => value,
-        _ => return Err(ReadModelError::Corrupt(format!("attribute {name} is missing"))),
+        _ => {
+            return Err(ReadModelError::Corrupt(format!("attribute {name} is missing")));
+        }
     };
     raw.parse().map_err(|_| ReadModelError::Corrupt(format!("attribute {name} = {raw:?} does not parse")))
 }

@@ -39,7 +39,8 @@ impl ReadModelStore for InMemoryReadModel {
         if stored + 1 < version {
             return Ok(ApplyOutcome::Gap { stored });
         }
-        let after = change.apply_to(inner.accounts.get(&account_id)).ok_or_else(|| ReadModelError::Other("update without an account".into()))?;
+        let after =
+            change.apply_to(inner.accounts.get(&account_id)).ok_or_else(|| ReadModelError::Other("update without an account".into()))?;
         inner.accounts.insert(account_id, after);
         if let Change::Update { transaction: Some(row), .. } = change {
             inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());

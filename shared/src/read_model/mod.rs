@@ -12,10 +12,10 @@
 //! [`memory::InMemoryReadModel`] (embedded mode, fast tests) and, with the
 //! `dynamodb` feature, `dynamo::DynamoReadModel`.
 
-pub mod memory;
-pub mod tables;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+pub mod memory;
+pub mod tables;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -161,11 +161,25 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
         ),
         AccountEvent::TransferSent { transfer_id, to_account_id, amount, balance_after, reference, .. } => update(
             AccountUpdate::Balance(*balance_after),
-            movement(TransactionKind::TransferOut, amount.minor_units(), *balance_after, Some(*to_account_id), Some(*transfer_id), reference),
+            movement(
+                TransactionKind::TransferOut,
+                amount.minor_units(),
+                *balance_after,
+                Some(*to_account_id),
+                Some(*transfer_id),
+                reference,
+            ),
         ),
         AccountEvent::TransferReceived { transfer_id, from_account_id, amount, balance_after, reference, .. } => update(
             AccountUpdate::Balance(*balance_after),
-            movement(TransactionKind::TransferIn, amount.minor_units(), *balance_after, Some(*from_account_id), Some(*transfer_id), reference),
+            movement(
+                TransactionKind::TransferIn,
+                amount.minor_units(),
+                *balance_after,
+                Some(*from_account_id),
+                Some(*transfer_id),
+                reference,
+            ),
         ),
         AccountEvent::Frozen { .. } => update(AccountUpdate::Status(AccountStatus::Frozen), None),
         AccountEvent::Unfrozen { .. } => update(AccountUpdate::Status(AccountStatus::Open), None),
@@ -178,9 +192,13 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
 pub enum ApplyOutcome {
     Applied,
     /// The read model already has this version (a duplicate or a replay).
-    Duplicate { stored: u64 },
+    Duplicate {
+        stored: u64,
+    },
     /// The read model is behind: versions `stored + 1 .. change.version()` are missing.
-    Gap { stored: u64 },
+    Gap {
+        stored: u64,
+    },
 }
 
 /// A page of an account's history, newest first.
@@ -235,7 +253,13 @@ mod tests {
         let opened = change_for(
             account,
             1,
-            &AccountEvent::Opened { account_id: account, owner_id: "alice".into(), currency: "EUR".parse().unwrap(), overdraft_limit: 5, at },
+            &AccountEvent::Opened {
+                account_id: account,
+                owner_id: "alice".into(),
+                currency: "EUR".parse().unwrap(),
+                overdraft_limit: 5,
+                at,
+            },
         );
         let view = opened.apply_to(None).unwrap();
         assert_eq!((view.balance, view.status.as_str(), view.version, view.overdraft_limit), (0, "open", 1, 5));

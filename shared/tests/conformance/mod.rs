@@ -12,8 +12,8 @@ use chrono::{Duration, Utc};
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::domain::{AccountCommand, Amount, Currency, OverdraftLimit, OwnerId, TransferCommand, decide, decide_transfer};
 use ledgerline_shared::event_store::{
-    AppendBatch, AppendOutcome, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OutboxStatus, StoreError,
-    StoreSettings, StreamAppend,
+    AppendBatch, AppendOutcome, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OutboxStatus, StoreError, StoreSettings,
+    StreamAppend,
 };
 use ledgerline_shared::idempotency::{IdempotencyKey, NewIdempotencyRecord};
 use tokio::sync::Barrier;
@@ -118,10 +118,8 @@ pub async fn appended_events_read_back_in_order_with_their_metadata(factory: &dy
     let id = Uuid::new_v4();
     let new = events(&["a", "b", "c"]);
     let meta = metadata();
-    let outcome = store
-        .append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None })
-        .await
-        .unwrap();
+    let outcome =
+        store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None }).await.unwrap();
     let AppendOutcome::Committed(versions) = outcome else { panic!("expected a commit") };
     assert_eq!(versions.len(), 1);
     assert_eq!((versions[0].stream_id, versions[0].version), (id, 3));
@@ -158,10 +156,7 @@ pub async fn a_stale_expected_version_is_a_conflict_and_writes_nothing(factory: 
     let id = Uuid::new_v4();
     store.append(batch(vec![stream(id, 0, events(&["a", "b"]))])).await.unwrap();
     let error = store.append(batch(vec![stream(id, 1, events(&["late"]))])).await.unwrap_err();
-    assert!(
-        matches!(error, StoreError::ConcurrencyConflict { stream_id, expected: 1, actual: 2 } if stream_id == id),
-        "{error:?}"
-    );
+    assert!(matches!(error, StoreError::ConcurrencyConflict { stream_id, expected: 1, actual: 2 } if stream_id == id), "{error:?}");
     assert!(error.is_retryable());
     assert_eq!(payloads(&*store, id).await, ["a", "b"]);
     assert_eq!(store.outbox_for_stream(id).await.unwrap().len(), 2);
@@ -386,7 +381,9 @@ pub async fn requests_racing_with_one_key_execute_once(factory: &dyn Factory) {
     for task in tasks {
         match task.await.unwrap() {
             AppendOutcome::Committed(_) => committed += 1,
-            AppendOutcome::Replayed(record) => assert_eq!(record.response_body, b"answer to same request"),
+            AppendOutcome::Replayed(record) => {
+                assert_eq!(record.response_body, b"answer to same request")
+            }
         }
     }
     assert_eq!(committed, 1);
@@ -637,7 +634,8 @@ pub async fn the_repository_snapshots_every_n_events(factory: &dyn Factory) {
         reference: None,
     };
     let decision = decide_transfer(Some(&a), Some(&b), &transfer, Utc::now()).unwrap();
-    let changes = vec![repository.stage(from, Some(&a), &[decision.sent]).unwrap(), repository.stage(to, Some(&b), &[decision.received]).unwrap()];
+    let changes =
+        vec![repository.stage(from, Some(&a), &[decision.sent]).unwrap(), repository.stage(to, Some(&b), &[decision.received]).unwrap()];
     repository.commit(changes, metadata(), None).await.unwrap();
     let (a, b) = (repository.load(from).await.unwrap().unwrap(), repository.load(to).await.unwrap().unwrap());
     assert_eq!((a.balance, b.balance), (40, 60));

@@ -47,7 +47,13 @@ fn opened(account: Uuid, owner: &str) -> Change {
     change_for(
         account,
         1,
-        &AccountEvent::Opened { account_id: account, owner_id: owner.into(), currency: "EUR".parse().unwrap(), overdraft_limit: 0, at: at(0) },
+        &AccountEvent::Opened {
+            account_id: account,
+            owner_id: owner.into(),
+            currency: "EUR".parse().unwrap(),
+            overdraft_limit: 0,
+            at: at(0),
+        },
     )
 }
 
