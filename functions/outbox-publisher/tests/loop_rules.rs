@@ -152,3 +152,38 @@ async fn a_run_past_its_deadline_margin_publishes_nothing() {
     let summary = publisher.run(Instant::now() + Duration::from_millis(50)).await.unwrap();
     assert_eq!((summary.stopped, summary.published, summary.remaining), (Stop::Deadline, 0, 1));
 }
+
+fn scheduled_event(deadline_in: Duration) -> lambda_runtime::LambdaEvent<aws_lambda_events::event::eventbridge::EventBridgeEvent> {
+    let payload = serde_json::from_str(include_str!("../../../events/scheduled.json")).expect("the sample is an EventBridge event");
+    let mut context = lambda_runtime::Context::default();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    context.deadline = now_ms + deadline_in.as_millis() as u64;
+    context.request_id = "test".into();
+    lambda_runtime::LambdaEvent::new(payload, context)
+}
+
+#[tokio::test]
+async fn the_handler_runs_on_the_sample_scheduled_event_and_reports_failures_as_errors() {
+    use outbox_publisher::handler::{HandlerError, handle};
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
+    let account = Uuid::new_v4();
+    append(&store, account, &[10, 10]).await;
+    let sink = FakeSink { max_bytes: 1 << 20, ..FakeSink::default() };
+    let unacknowledged = sink.unacknowledged.clone();
+    let publisher = Publisher::new(store.clone(), sink, settings(5));
+
+    unacknowledged.lock().unwrap().insert((account.to_string(), 1));
+    match handle(&publisher, scheduled_event(Duration::from_secs(30))).await {
+        Err(HandlerError::PublishFailed { failed, published: 0, remaining: 2, .. }) => assert!(failed >= 1),
+        other => panic!("expected a reported failure, got {other:?}"),
+    }
+    unacknowledged.lock().unwrap().clear();
+    let summary = handle(&publisher, scheduled_event(Duration::from_secs(30))).await.expect("a clean run");
+    assert_eq!((summary.published, summary.remaining), (2, 0));
+
+    // The context's deadline bounds the run: with less time left than the
+    // margin, nothing is attempted.
+    append(&store, account, &[10]).await;
+    let summary = handle(&publisher, scheduled_event(Duration::from_millis(50))).await.unwrap();
+    assert_eq!((summary.stopped, summary.published, summary.remaining), (Stop::Deadline, 0, 1));
+}
