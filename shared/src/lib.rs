@@ -24,4 +24,5 @@ pub mod idempotency;
 pub mod migrate;
 pub mod outbox;
 pub mod read_model;
+pub mod resilience;
 pub mod telemetry;
