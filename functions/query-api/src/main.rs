@@ -1,6 +1,26 @@
-//! The `query-api` Lambda function. Not built yet: see the issue tracker.
+//! The query-api Lambda function: read config, build clients once per
+//! container, serve API Gateway HTTP API (payload v2) events.
 
-fn main() {
-    eprintln!("query-api is not implemented yet");
-    std::process::exit(1);
+use std::sync::Arc;
+
+use ledgerline_shared::cache::{AccountCache, CacheSettings};
+use ledgerline_shared::read_model::dynamo::{DynamoReadModel, client_from_env};
+use ledgerline_shared::read_model::tables::TableNames;
+use query_api::metrics::Metrics;
+use query_api::{AppState, QuerySettings, router};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    ledgerline_shared::telemetry::init();
+    let settings = QuerySettings::from_env();
+    let client = client_from_env(settings.dynamodb_breaker.call_timeout).await;
+    let source = Arc::new(DynamoReadModel::new(client, TableNames::from_env()));
+    let redis = match AccountCache::new(CacheSettings::from_env()) {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(error) => {
+            tracing::error!(%error, "REDIS_URL is unusable: serving without the Redis cache");
+            None
+        }
+    };
+    lambda_http::run(router(AppState::new(source, redis, &settings, Metrics::stdout()))).await
 }

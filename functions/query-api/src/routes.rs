@@ -1,0 +1,223 @@
+//! The routes and their handlers.
+//!
+//! Every handler: identity (401) → validation (400) → read → existence
+//! (404) → authorization (403) → read-your-writes check (409) → answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use ledgerline_shared::http::caller::Caller;
+use ledgerline_shared::http::correlation::correlate;
+use ledgerline_shared::http::problem::ApiError;
+use ledgerline_shared::read_model::{AccountView, TransactionView};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::metrics::RequestCounters;
+use crate::reader::{Layer, ReadError};
+use crate::state::AppState;
+
+/// Every route this API serves, as (method, path template). The OpenAPI
+/// document `docs/query-openapi.json` is checked against this list by a test.
+pub const ROUTES: &[(&str, &str)] = &[("GET", "/accounts"), ("GET", "/accounts/{id}"), ("GET", "/accounts/{id}/transactions")];
+
+/// The response header naming the layer that answered (`l1`, `l2`, `dynamodb`).
+pub const CACHE_HEADER: &str = "x-ledgerline-cache";
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 200;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/accounts", get(list_accounts))
+        .route("/accounts/{id}", get(get_account))
+        .route("/accounts/{id}/transactions", get(list_transactions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(middleware::from_fn(correlate))
+        .with_state(state)
+}
+
+/// Load shedding and metrics around every routed request.
+async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let counters = Arc::new(RequestCounters::default());
+    request.extensions_mut().insert(counters.clone());
+    let (response, shed) = match state.shedder().admit().await {
+        Some(_permit) => (next.run(request).await, false),
+        None => {
+            tracing::warn!(in_flight = state.shedder().in_flight(), "shedding load");
+            (ApiError::unavailable("the service is busy; retry shortly").into_response(), true)
+        }
+    };
+    state.metrics().request(&route, response.status().as_u16(), started.elapsed(), &counters, shed);
+    response
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::validation(format!("unknown query parameter {unknown:?}; this route takes {allowed:?}"))),
+        None => Ok(()),
+    }
+}
+
+fn account_id(text: &str) -> Result<Uuid, ApiError> {
+    text.parse().map_err(|_| ApiError::validation("the account id must be a UUID"))
+}
+
+fn min_version(params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
+    params
+        .get("min_version")
+        .map(|v| {
+            v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| ApiError::validation("min_version must be an integer of at least 1"))
+        })
+        .transpose()
+}
+
+fn read_error(error: ReadError) -> ApiError {
+    match error {
+        ReadError::Unavailable(_) => ApiError::unavailable("the read model is temporarily unavailable; retry shortly"),
+        ReadError::Failed(_) => ApiError::internal(),
+    }
+}
+
+fn not_yet_consistent(wanted: u64, have: u64) -> ApiError {
+    ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(
+            StatusCode::CONFLICT,
+            "not_yet_consistent",
+            format!("the read model has version {have} of this account, the request asks for at least {wanted}; retry shortly"),
+        )
+    }
+}
+
+/// Reads the account, then applies 404, 403 and the `min_version` rule.
+async fn authorized_account(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    min_version: Option<u64>,
+    counters: &RequestCounters,
+) -> Result<(AccountView, Layer), ApiError> {
+    let (view, layer) = state.reader().account(id, min_version, counters).await.map_err(read_error)?.ok_or_else(ApiError::not_found)?;
+    if !caller.may_act_for(&view.owner_id) {
+        return Err(ApiError::forbidden("this account belongs to someone else"));
+    }
+    if let Some(wanted) = min_version.filter(|wanted| view.version < *wanted) {
+        return Err(not_yet_consistent(wanted, view.version));
+    }
+    Ok((view, layer))
+}
+
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Whether `If-None-Match` names the current version (or is `*`).
+fn not_modified(headers: &HeaderMap, current: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
+        let tag = tag.trim();
+        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == current
+    })
+}
+
+fn with_layer(mut response: Response, layer: Layer) -> Response {
+    response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(layer.as_str()));
+    response
+}
+
+async fn get_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    Path(id): Path<String>,
+    Query(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_params(&params, &["min_version"])?;
+    let id = account_id(&id)?;
+    let min_version = min_version(&params)?;
+    let (view, layer) = authorized_account(&state, &caller, id, min_version, &counters).await?;
+    let tag = etag(view.version);
+    let cache_headers = [
+        (header::ETAG, HeaderValue::from_str(&tag).expect("digits and quotes")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache")),
+    ];
+    if not_modified(&headers, &tag) {
+        return Ok(with_layer((StatusCode::NOT_MODIFIED, cache_headers).into_response(), layer));
+    }
+    Ok(with_layer((cache_headers, Json(view)).into_response(), layer))
+}
+
+#[derive(Serialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+async fn list_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    if params.contains_key("min_version") {
+        return Err(ApiError::validation("min_version applies to one account: use GET /accounts/{id}?min_version=N"));
+    }
+    check_params(&params, &["owner_id"])?;
+    let owner = match params.get("owner_id") {
+        None => caller.id.clone(),
+        Some(owner) if owner.is_empty() || owner.len() > 255 => return Err(ApiError::validation("owner_id must be 1 to 255 characters")),
+        Some(owner) if caller.may_act_for(owner) => owner.clone(),
+        Some(_) => return Err(ApiError::forbidden("only administrators may list another owner's accounts")),
+    };
+    let items = state.reader().accounts_of_owner(&owner, &counters).await.map_err(read_error)?;
+    Ok(Json(Items { items }).into_response())
+}
+
+#[derive(Serialize)]
+struct TransactionsPage {
+    items: Vec<TransactionView>,
+    next_cursor: Option<String>,
+}
+
+async fn list_transactions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    check_params(&params, &["limit", "cursor", "min_version"])?;
+    let id = account_id(&id)?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::validation(format!("limit must be an integer from 1 to {MAX_PAGE}")))?,
+    };
+    let before = params
+        .get("cursor")
+        .map(|cursor| state.cursors().decode(id, cursor).map_err(|e| ApiError::validation(format!("invalid cursor: {e}"))))
+        .transpose()?;
+    let min_version = min_version(&params)?;
+    let (_, layer) = authorized_account(&state, &caller, id, min_version, &counters).await?;
+    let page = state.reader().transactions(id, limit, before, &counters).await.map_err(read_error)?;
+    let next_cursor = page.next_before_version.map(|version| state.cursors().encode(id, version));
+    Ok(with_layer(Json(TransactionsPage { items: page.items, next_cursor }).into_response(), layer))
+}
