@@ -403,6 +403,9 @@ impl EventStore for AlwaysConflicting {
     async fn read_all(&self, after: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(after, limit).await
     }
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        self.inner.head_position().await
+    }
     async fn load_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>, StoreError> {
         self.inner.load_snapshot(id).await
     }

@@ -188,6 +188,10 @@ impl EventStore for InMemoryEventStore {
         Ok(inner.log.iter().skip(start).take(limit).cloned().collect())
     }
 
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        Ok(self.lock().log.len() as i64)
+    }
+
     async fn load_snapshot(&self, stream_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
         Ok(self.lock().snapshots.get(&stream_id).cloned())
     }

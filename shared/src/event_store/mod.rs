@@ -200,6 +200,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` events of all streams after `after_position`, in global order.
     async fn read_all(&self, after_position: i64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The largest global position stored (0 when the log is empty): how
+    /// far a full replay has to go.
+    async fn head_position(&self) -> Result<i64, StoreError>;
+
     /// The stream's latest snapshot, if one was taken.
     async fn load_snapshot(&self, stream_id: Uuid) -> Result<Option<Snapshot>, StoreError>;
 

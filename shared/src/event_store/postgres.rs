@@ -311,6 +311,12 @@ impl EventStore for PostgresEventStore {
         Ok(rows.iter().map(row_to_event).collect())
     }
 
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT COALESCE(max(global_position), 0) FROM events", &[]).await.map_err(map_pg_error)?;
+        Ok(row.get(0))
+    }
+
     async fn load_snapshot(&self, stream_id: Uuid) -> Result<Option<Snapshot>, StoreError> {
         let client = self.client().await?;
         let statement = client

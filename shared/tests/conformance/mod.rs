@@ -428,6 +428,7 @@ pub async fn read_all_walks_every_stream_in_global_order(factory: &dyn Factory) 
         position = last.global_position;
         ours.extend(page.into_iter().filter(|e| e.stream_id == a || e.stream_id == b));
     }
+    assert!(store.head_position().await.unwrap() >= ours.last().unwrap().global_position);
     let labels: Vec<String> = ours.iter().map(|e| String::from_utf8(e.payload.clone()).unwrap()).collect();
     assert_eq!(labels, ["a1", "b1", "b2", "a2", "b3"]);
     assert!(ours.windows(2).all(|w| w[0].global_position < w[1].global_position));

@@ -1,0 +1,19 @@
+//! The projector: Kafka batches in, DynamoDB read models and a fresh Redis
+//! cache out.
+//!
+//! Lambda's Kafka event source mapping invokes [`Projector::handle`] with a
+//! `KafkaEvent`; the answer lists the records to retry ([`batch`]). Records
+//! are decoded ([`decode`]), poison goes to the dead-letter topic
+//! ([`dead_letter`]), events are applied with version-conditional writes and
+//! gaps are filled from the event store ([`projector`]). [`rebuild`] replays
+//! the whole event log into empty tables.
+
+pub mod batch;
+pub mod config;
+pub mod dead_letter;
+pub mod decode;
+pub mod projector;
+pub mod rebuild;
+
+pub use batch::KafkaBatchResponse;
+pub use projector::{BatchSummary, Projector};

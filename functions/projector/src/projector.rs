@@ -1,0 +1,208 @@
+//! Applying a Kafka batch to the read model.
+//!
+//! Lambda delivers records at least once, in order per partition, and
+//! retries whole batches; so every write is conditional on the version
+//! before it (see `ReadModelStore::apply`):
+//!
+//! - version ≤ stored: a duplicate or replay. Skipped and counted.
+//! - version = stored + 1: applied.
+//! - version > stored + 1: a gap. It is never skipped. The projector fills it
+//!   by reading the missing events from the PostgreSQL event store
+//!   (read-only) and applying them first: the event store is the source of
+//!   truth, so this heals a gap whatever caused it (a record still in
+//!   another partition's backlog, or lost upstream). When the event store
+//!   is not configured or cannot be reached, the record and every later
+//!   record of its partition are reported as failed, and Lambda retries
+//!   them; by then the missing event has usually arrived.
+//!
+//! Poison records go to the dead-letter topic and are skipped. After the
+//! writes, each touched account's new view is put into Redis, newest version
+//! wins; Redis being down is logged and counted, never a failure.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use ledgerline_shared::accounts::codec::EventCodec;
+use ledgerline_shared::cache::AccountCache;
+use ledgerline_shared::event_store::EventStore;
+use ledgerline_shared::read_model::{ApplyOutcome, ReadModelError, ReadModelStore, change_for};
+use serde::Serialize;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::batch::KafkaBatchResponse;
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::decode::{decode, partition_name};
+
+/// What one batch did, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchSummary {
+    pub applied: u64,
+    pub duplicates: u64,
+    /// Events read from the event store to fill gaps.
+    pub gap_events_filled: u64,
+    pub dead_lettered: u64,
+    /// Records reported back to Lambda for a retry.
+    pub failed: u64,
+    pub cache_refreshed: u64,
+    pub cache_errors: u64,
+}
+
+pub struct Projector {
+    read_model: Arc<dyn ReadModelStore>,
+    cache: Option<Arc<AccountCache>>,
+    event_store: Option<Arc<dyn EventStore>>,
+    dead_letters: Arc<dyn DeadLetterSink>,
+    codec: EventCodec,
+}
+
+#[derive(Debug, Error)]
+enum RecordError {
+    #[error(transparent)]
+    ReadModel(#[from] ReadModelError),
+    #[error("gap before version {version} of {account_id}: {reason}")]
+    UnfilledGap { account_id: Uuid, version: u64, reason: String },
+    #[error("{0}")]
+    DeadLetter(String),
+}
+
+impl Projector {
+    pub fn new(
+        read_model: Arc<dyn ReadModelStore>,
+        cache: Option<Arc<AccountCache>>,
+        event_store: Option<Arc<dyn EventStore>>,
+        dead_letters: Arc<dyn DeadLetterSink>,
+    ) -> Self {
+        Self { read_model, cache, event_store, dead_letters, codec: EventCodec::current() }
+    }
+
+    pub async fn handle(&self, event: KafkaEvent) -> (KafkaBatchResponse, BatchSummary) {
+        let mut response = KafkaBatchResponse::default();
+        let mut summary = BatchSummary::default();
+        let mut touched = BTreeSet::new();
+        // Partitions in a stable order; records in offset order within each.
+        let mut partitions: Vec<(String, Vec<KafkaRecord>)> = event.records.into_iter().collect();
+        partitions.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, mut records) in partitions {
+            records.sort_by_key(|r| r.offset);
+            let mut failed = false;
+            for record in &records {
+                if failed {
+                    // Everything after a failure in this partition is retried with it.
+                    response.fail(&partition_name(record), record.offset);
+                    summary.failed += 1;
+                    continue;
+                }
+                match self.project_record(record, &mut summary, &mut touched).await {
+                    Ok(()) => {}
+                    Err(error) => {
+                        tracing::warn!(partition = %partition_name(record), offset = record.offset, %error, "record failed; Lambda will retry it");
+                        response.fail(&partition_name(record), record.offset);
+                        summary.failed += 1;
+                        failed = true;
+                    }
+                }
+            }
+        }
+        self.refresh_cache(&touched, &mut summary).await;
+        tracing::info!(?summary, failures = response.batch_item_failures.len(), "batch projected");
+        (response, summary)
+    }
+
+    async fn project_record(
+        &self,
+        record: &KafkaRecord,
+        summary: &mut BatchSummary,
+        touched: &mut BTreeSet<Uuid>,
+    ) -> Result<(), RecordError> {
+        let (envelope, event) = match decode(record, &self.codec) {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                let letter = DeadLetter {
+                    source_topic: record.topic.clone().unwrap_or_default(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    key: record.key.clone(),
+                    value: record.value.clone(),
+                    error: reason.to_string(),
+                };
+                self.dead_letters.send(&letter).await.map_err(|e| RecordError::DeadLetter(e.to_string()))?;
+                tracing::warn!(partition = %partition_name(record), offset = record.offset, %reason, "poison record sent to the dead-letter topic");
+                summary.dead_lettered += 1;
+                return Ok(());
+            }
+        };
+        let change = change_for(envelope.stream_id, envelope.version, &event);
+        match self.read_model.apply(&change).await? {
+            ApplyOutcome::Applied => {
+                summary.applied += 1;
+                touched.insert(envelope.stream_id);
+            }
+            ApplyOutcome::Duplicate { .. } => summary.duplicates += 1,
+            ApplyOutcome::Gap { stored } => {
+                self.fill_gap(envelope.stream_id, stored, envelope.version, summary).await?;
+                match self.read_model.apply(&change).await? {
+                    ApplyOutcome::Applied => summary.applied += 1,
+                    ApplyOutcome::Duplicate { .. } => summary.duplicates += 1,
+                    ApplyOutcome::Gap { stored } => {
+                        return Err(RecordError::UnfilledGap {
+                            account_id: envelope.stream_id,
+                            version: envelope.version,
+                            reason: format!("still at version {stored} after filling"),
+                        });
+                    }
+                }
+                touched.insert(envelope.stream_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies versions `stored + 1 .. before` of one account from the event store.
+    async fn fill_gap(&self, account_id: Uuid, stored: u64, before: u64, summary: &mut BatchSummary) -> Result<(), RecordError> {
+        let unfilled = |reason: String| RecordError::UnfilledGap { account_id, version: before, reason };
+        let store = self.event_store.as_ref().ok_or_else(|| unfilled("no event store to fill it from".into()))?;
+        let missing = store.read_stream(account_id, stored).await.map_err(|e| unfilled(e.to_string()))?;
+        for recorded in missing.iter().take_while(|e| e.version < before) {
+            let event = self
+                .codec
+                .decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
+                .map_err(|e| unfilled(e.to_string()))?;
+            let outcome = self.read_model.apply(&change_for(account_id, recorded.version, &event)).await?;
+            if outcome == ApplyOutcome::Applied {
+                summary.gap_events_filled += 1;
+            }
+        }
+        tracing::info!(%account_id, from = stored + 1, to = before - 1, "filled a gap from the event store");
+        Ok(())
+    }
+
+    /// Puts each touched account's latest view into Redis (newest wins).
+    async fn refresh_cache(&self, touched: &BTreeSet<Uuid>, summary: &mut BatchSummary) {
+        let Some(cache) = &self.cache else { return };
+        for &account_id in touched {
+            let view = match self.read_model.account(account_id, true).await {
+                Ok(Some(view)) => view,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%account_id, %error, "cannot read the view to cache it");
+                    summary.cache_errors += 1;
+                    continue;
+                }
+            };
+            match cache.put_if_newer(&view).await {
+                Ok(_) => summary.cache_refreshed += 1,
+                Err(error) => {
+                    // The cache is an optimisation: the batch still succeeds.
+                    // One failure is enough to know Redis is away; do not pay
+                    // its timeout for every other account.
+                    let skipped = touched.len() as u64 - summary.cache_refreshed;
+                    tracing::warn!(%account_id, %error, skipped, "cache refresh failed; skipping the rest of this batch");
+                    summary.cache_errors += skipped;
+                    return;
+                }
+            }
+        }
+    }
+}
