@@ -119,11 +119,14 @@ impl<K: RecordSink> Publisher<K> {
                 summary.stopped = Stop::Deadline;
                 break;
             }
-            let hold_for = self.settings.batch_timeout + Duration::from_secs(30);
+            // A batch waits at most `batch_timeout` for its records, then at
+            // most `batch_timeout` for its dead letters (see `publish_batch`).
+            let hold_for = self.settings.batch_timeout * 2 + Duration::from_secs(30);
             let Some(batch) = self.store.claim(self.settings.batch_size, hold_for).await? else {
                 summary.stopped = Stop::LockBusy;
                 if summary.batches == 0 {
                     tracing::info!("another publisher holds the outbox lock; nothing to do");
+                    summary.remaining = self.store.counts().await?.pending;
                     return Ok(summary);
                 }
                 break;
@@ -135,12 +138,14 @@ impl<K: RecordSink> Publisher<K> {
             }
             summary.batches += 1;
             let wait = self.settings.batch_timeout.min(stop_at.saturating_duration_since(now));
-            let outcomes = self.publish_batch(batch.messages(), wait, &mut summary).await;
+            let (outcomes, broker_trouble) = self.publish_batch(batch.messages(), wait, &mut summary).await;
             let published = outcomes.iter().filter(|o| matches!(o, Outcome::Published { .. })).count();
             let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
             batch.complete(outcomes).await?;
             if published == 0 && failed {
-                self.sink.reset();
+                if broker_trouble {
+                    self.sink.reset();
+                }
                 summary.stopped = Stop::Failing;
                 break;
             }
@@ -150,8 +155,9 @@ impl<K: RecordSink> Publisher<K> {
         Ok(summary)
     }
 
-    /// Sends one batch; returns the outcome of every row it settles.
-    async fn publish_batch(&self, rows: &[OutboxMessage], wait: Duration, summary: &mut Summary) -> Vec<Outcome> {
+    /// Sends one batch; returns the outcome of every row it settles, and
+    /// whether any record failed for the broker's sake (not its own).
+    async fn publish_batch(&self, rows: &[OutboxMessage], wait: Duration, summary: &mut Summary) -> (Vec<Outcome>, bool) {
         // Everything in flight at once; an account whose row could not even
         // be enqueued sends nothing more in this batch.
         let mut results: Vec<Option<Result<(), SendError>>> = vec![None; rows.len()];
@@ -180,8 +186,11 @@ impl<K: RecordSink> Publisher<K> {
             });
         }
 
+        let broker_trouble = results.iter().any(|r| matches!(r, Some(Err(e)) if !e.is_permanent()));
+
         // Settle in outbox order: per account, the published rows are always
-        // a prefix of its rows in this batch.
+        // a prefix of its rows in this batch. Dead letters share one deadline.
+        let dead_letters_by = Instant::now() + self.settings.batch_timeout;
         let mut failed_accounts: HashSet<Uuid> = HashSet::new();
         let mut outcomes = Vec::with_capacity(rows.len());
         for (row, result) in rows.iter().zip(results) {
@@ -200,20 +209,20 @@ impl<K: RecordSink> Publisher<K> {
                 Some(Err(error)) => {
                     failed_accounts.insert(row.stream_id);
                     summary.last_error = Some(error.message.clone());
-                    outcomes.push(self.settle_failure(row, error, summary).await);
+                    outcomes.push(self.settle_failure(row, error, dead_letters_by, summary).await);
                 }
                 None => unreachable!("every row of an account without failures was sent"),
             }
         }
-        outcomes
+        (outcomes, broker_trouble)
     }
 
     /// A failed row: retried after a backoff, or dead-lettered when it can
     /// never be published and has used up its attempts.
-    async fn settle_failure(&self, row: &OutboxMessage, error: SendError, summary: &mut Summary) -> Outcome {
+    async fn settle_failure(&self, row: &OutboxMessage, error: SendError, by: Instant, summary: &mut Summary) -> Outcome {
         let attempts = row.attempts + 1;
         if error.is_permanent() && attempts >= self.settings.max_attempts {
-            match self.dead_letter(row, &error.message).await {
+            match self.dead_letter(row, &error.message, by).await {
                 Ok(()) => {
                     tracing::error!(event_id = %row.event_id, stream_id = %row.stream_id, version = row.stream_version, error = %error, "outbox row dead-lettered");
                     summary.dead_lettered += 1;
@@ -231,12 +240,12 @@ impl<K: RecordSink> Publisher<K> {
         Outcome::Failed { id: row.id, error: error.message, retry_after: self.settings.backoff.delay(attempts) }
     }
 
-    async fn dead_letter(&self, row: &OutboxMessage, error: &str) -> Result<(), SendError> {
+    async fn dead_letter(&self, row: &OutboxMessage, error: &str, by: Instant) -> Result<(), SendError> {
         let value = DeadLetter::for_row(row, error).to_json();
         let headers = DeadLetter::headers(row, error);
         let record = Record { topic: &self.settings.dlq_topic, key: &row.key, payload: &value, headers: &headers };
         let delivery = self.sink.enqueue(record)?;
-        tokio::time::timeout(self.settings.batch_timeout, delivery)
+        tokio::time::timeout_at(by, delivery)
             .await
             .unwrap_or_else(|_| Err(SendError::transient("no acknowledgement from the dead-letter topic")))
     }
