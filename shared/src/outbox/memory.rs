@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{ClaimedBatch, Outcome, OutboxCounts, OutboxStore, check_outcomes};
+use super::{ClaimedBatch, OutboxCounts, OutboxStore, Outcome, check_outcomes};
 use crate::event_store::{InMemoryEventStore, OutboxMessage, OutboxStatus, StoreError};
 
 /// What the in-memory outbox keeps besides the rows themselves.
