@@ -222,3 +222,11 @@ impl Drop for OwnRedis {
         self.stop();
     }
 }
+
+/// Drops a database made by [`fresh_database`].
+pub async fn drop_database(url: &str) {
+    let (server, name) = url.rsplit_once('/').unwrap();
+    let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
+}
