@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod cursor;
+pub mod lambda;
 pub mod metrics;
 pub mod reader;
 pub mod routes;

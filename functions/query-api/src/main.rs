@@ -1,5 +1,7 @@
 //! The query-api Lambda function: read config, build clients once per
-//! container, serve API Gateway HTTP API (payload v2) events.
+//! container, serve API Gateway HTTP API (payload v2) events, several at
+//! once when Lambda's multi-concurrency mode sets `AWS_LAMBDA_MAX_CONCURRENCY`
+//! (one at a time otherwise); the load shedder bounds them.
 
 use std::sync::Arc;
 
@@ -22,5 +24,6 @@ async fn main() -> Result<(), lambda_http::Error> {
             None
         }
     };
-    lambda_http::run(router(AppState::new(source, redis, &settings, Metrics::stdout()))).await
+    let state = AppState::new(source, redis, &settings, Metrics::stdout());
+    lambda_http::run_concurrent(query_api::lambda::service(router(state))).await
 }

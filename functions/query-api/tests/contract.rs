@@ -1,0 +1,131 @@
+//! The published contract: docs/query-openapi.json matches the router,
+//! docs/QUERY_API.md names every setting, and every sample in
+//! events/query-api/ parses as an API Gateway v2 event and routes.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ledgerline_shared::read_model::memory::InMemoryReadModel;
+use query_api::ROUTES;
+use serde_json::Value;
+use support::*;
+use tower::ServiceExt;
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn openapi() -> Value {
+    serde_json::from_str(&read("docs/query-openapi.json")).unwrap()
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
+    let spec = openapi();
+    let documented: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| operations.as_object().unwrap().keys().map(move |method| (method.to_uppercase(), path.clone())))
+        .collect();
+    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, served);
+    for (_, path) in ROUTES {
+        let responses = &spec["paths"][path]["get"]["responses"];
+        for status in ["200", "400", "401", "503"] {
+            assert!(responses[status].is_object(), "{path} documents {status}");
+        }
+    }
+}
+
+#[test]
+fn the_guide_lists_every_route_and_every_setting() {
+    let guide = read("docs/QUERY_API.md");
+    for (method, path) in ROUTES {
+        assert!(guide.contains(&format!("{method} {path}")), "docs/QUERY_API.md describes {method} {path}");
+    }
+    let config = read("functions/query-api/src/config.rs");
+    let settings: BTreeSet<&str> = config
+        .split('"')
+        .filter(|s| s.starts_with("LEDGERLINE_") && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+        .map(|s| s.trim_end_matches("_FAILURES"))
+        .collect();
+    assert!(settings.len() >= 6, "{settings:?}");
+    for setting in settings {
+        assert!(guide.contains(setting), "docs/QUERY_API.md names {setting}");
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let api = Api::new(Arc::new(InMemoryReadModel::default()), None, &settings());
+    for (method, path) in ROUTES {
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        // No claims: a served route answers 401, an unknown one 404.
+        api.send(request(method, &concrete)).await.assert_problem(401, "unauthorized");
+    }
+}
+
+const PLACEHOLDER: &str = "0b7e2f3a-5c1d-4e8f-9a6b-2d3c4e5f6a7b";
+
+#[tokio::test]
+async fn the_samples_parse_and_route() {
+    let store = Arc::new(InMemoryReadModel::default());
+    let api = Api::new(store.clone(), None, &settings());
+    let account = account_with_deposits(store.as_ref(), "alice", 1).await.to_string();
+    let expected: &[(&str, u16, Option<usize>)] = &[
+        ("get-account", 200, None),
+        ("get-account-min-version", 200, None),
+        ("get-account-if-none-match", 304, None),
+        ("list-accounts", 200, Some(1)),
+        ("list-accounts-admin", 200, Some(1)),
+        ("list-transactions", 200, Some(1)),
+    ];
+    let on_disk: BTreeSet<String> = std::fs::read_dir(repo_file("events/query-api"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
+        .collect();
+    let covered: BTreeSet<String> = expected.iter().map(|(name, _, _)| name.to_string()).collect();
+    assert_eq!(on_disk, covered, "every sample is exercised here");
+    for (name, status, items) in expected {
+        let text = read(&format!("events/query-api/{name}.json")).replace(PLACEHOLDER, &account);
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let response = api.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), *status, "{name}");
+        assert_eq!(response.headers().get("x-correlation-id").unwrap(), &format!("sample-{name}"));
+        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        if let Some(count) = items {
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["items"].as_array().map(Vec::len), Some(*count), "{name}: {body}");
+        } else if *status == 200 {
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!((body["account_id"].as_str(), body["version"].as_u64()), (Some(account.as_str()), Some(2)), "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_service_buffers_json_answers_as_text_bodies() {
+    let store = Arc::new(InMemoryReadModel::default());
+    let api = Api::new(store.clone(), None, &settings());
+    let account = account_with_deposits(store.as_ref(), "alice", 1).await.to_string();
+    let service = query_api::lambda::service(api.router.clone());
+    let text = read("events/query-api/get-account.json").replace(PLACEHOLDER, &account);
+    let response = service.clone().oneshot(lambda_http::request::from_str(&text).unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    let lambda_http::Body::Text(body) = response.body() else { panic!("JSON travels as text, not base64") };
+    assert_eq!(serde_json::from_str::<Value>(body).unwrap()["account_id"], account.as_str());
+    let anonymous = text.replace("\"sub\": \"alice\"", "\"nobody\": \"x\"");
+    let refused = service.oneshot(lambda_http::request::from_str(&anonymous).unwrap()).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let lambda_http::Body::Text(problem) = refused.body() else { panic!("problem+json travels as text") };
+    assert_eq!(serde_json::from_str::<Value>(problem).unwrap()["code"], "unauthorized");
+}
