@@ -277,3 +277,26 @@ async fn every_request_leaves_one_emf_line_with_its_route_template() {
         assert!(line["Latency"].as_f64().unwrap() >= 0.0);
     }
 }
+
+#[tokio::test]
+async fn a_dynamodb_read_slower_than_its_timeout_is_503_not_a_hang() {
+    let store = Arc::new(Flaky::default());
+    let settings = QuerySettings {
+        l1_capacity: 0,
+        dynamodb_breaker: BreakerSettings {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(60),
+            call_timeout: Duration::from_millis(100),
+        },
+        ..settings()
+    };
+    let api = Api::new(store.clone(), None, &settings);
+    let owner = user();
+    let id = open(store.as_ref(), &owner).await;
+    store.gated.store(true, Ordering::SeqCst); // reads now wait forever
+    for path in [format!("/accounts/{id}"), "/accounts".to_owned()] {
+        api.get(&owner, &path).await.assert_problem(503, "service_unavailable");
+    }
+    assert_eq!(api.state.reader().dynamodb_breaker_state(), BreakerState::Closed, "two failures are under the threshold of five");
+    assert_eq!(api.state.shedder().in_flight(), 0, "timed-out requests gave their slots back");
+}
