@@ -4,6 +4,7 @@
 //! and reports errors (as a message and a non-zero exit status).
 
 mod migrate;
+mod rebuild;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,16 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
+    /// Replay the event store into the read models (DynamoDB) and clear the
+    /// cache. Resumes an interrupted rebuild unless --fresh is given.
+    RebuildProjections {
+        /// Start over: empty the tables and the cache first.
+        #[arg(long)]
+        fresh: bool,
+        /// The event store database.
+        #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
 }
 
 #[tokio::main]
@@ -29,6 +40,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Migrate { database_url } => migrate::run(&database_url).await,
+        Command::RebuildProjections { fresh, database_url } => rebuild::run(&database_url, fresh).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,91 @@
+//! `ledgerline rebuild-projections` as an operator runs it: against a
+//! database of its own and DynamoDB tables of its own.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use ledgerline_shared::accounts::AccountRepository;
+use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_shared::domain::{AccountCommand, Amount, OverdraftLimit, OwnerId, decide};
+use ledgerline_shared::event_store::{EventMetadata, PostgresEventStore, StoreSettings};
+use ledgerline_shared::read_model::ReadModelStore;
+use ledgerline_shared::read_model::dynamo::{DynamoReadModel, create_tables, local_client};
+use ledgerline_shared::read_model::tables::TableNames;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+fn server_url() -> String {
+    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
+    url.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(url)
+}
+
+fn dynamodb_endpoint() -> String {
+    std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
+}
+
+#[tokio::test]
+async fn rebuild_projections_replays_the_log_into_the_tables() {
+    let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let name = format!("ledgerline_cli_{}", Uuid::new_v4().simple());
+    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
+    let url = format!("{}/{name}", server_url());
+    ledgerline_shared::migrate::run(&url).await.unwrap();
+
+    // Two events for one account.
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url: url.clone(), pool_size: 2, connect_timeout: std::time::Duration::from_secs(5) })
+        .unwrap();
+    let repository = AccountRepository::new(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), 0);
+    let account = Uuid::new_v4();
+    let open = AccountCommand::Open {
+        account_id: account,
+        owner_id: OwnerId::new("olga").unwrap(),
+        currency: "EUR".parse().unwrap(),
+        overdraft_limit: OverdraftLimit::new(0).unwrap(),
+    };
+    let change = repository.stage(account, None, &decide(None, &open, chrono::Utc::now()).unwrap()).unwrap();
+    repository.commit(vec![change], EventMetadata::now("cli-test", Uuid::new_v4(), "olga"), None).await.unwrap();
+    let before = repository.load(account).await.unwrap().unwrap();
+    let deposit = AccountCommand::Deposit { amount: Amount::new(42).unwrap(), reference: None };
+    let change = repository.stage(account, Some(&before), &decide(Some(&before), &deposit, chrono::Utc::now()).unwrap()).unwrap();
+    repository.commit(vec![change], EventMetadata::now("cli-test", Uuid::new_v4(), "olga"), None).await.unwrap();
+
+    let tables = TableNames::prefixed(&format!("cli{}", Uuid::new_v4().simple()));
+    let client = local_client(&dynamodb_endpoint());
+    create_tables(&client, &tables).await.unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args(["rebuild-projections", "--fresh"])
+        .env("DATABASE_URL", &url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("LEDGERLINE_ACCOUNTS_TABLE", &tables.accounts)
+        .env("LEDGERLINE_TRANSACTIONS_TABLE", &tables.transactions)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 events applied"), "{}", String::from_utf8_lossy(&output.stdout));
+
+    let model = DynamoReadModel::new(client, tables);
+    let view = model.account(account, true).await.unwrap().expect("the account was projected");
+    assert_eq!((view.balance, view.version, view.owner_id.as_str()), (42, 2, "olga"));
+    admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+}
+
+#[test]
+fn rebuild_projections_without_a_database_fails_clearly() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args(["rebuild-projections"])
+        .env("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:1/nowhere")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("rebuilding the read models"), "{}", String::from_utf8_lossy(&output.stderr));
+}
