@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -65,17 +66,40 @@ async fn guard(State(state): State<AppState>, mut request: Request, next: Next) 
     response
 }
 
-type Params = Query<HashMap<String, String>>;
+/// The query string as a map; one that does not decode is a problem+json 400.
+struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|Query(map)| Params(map))
+            .map_err(|_| ApiError::validation("the query string does not decode"))
+    }
+}
+
+/// The `{id}` path segment; one that does not decode is a problem+json 400.
+struct AccountPath(Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for AccountPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| account_id_error())?;
+        text.parse().map(AccountPath).map_err(|_| account_id_error())
+    }
+}
+
+fn account_id_error() -> ApiError {
+    ApiError::validation("the account id must be a UUID")
+}
 
 fn check_params(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(unknown) => Err(ApiError::validation(format!("unknown query parameter {unknown:?}; this route takes {allowed:?}"))),
         None => Ok(()),
     }
-}
-
-fn account_id(text: &str) -> Result<Uuid, ApiError> {
-    text.parse().map_err(|_| ApiError::validation("the account id must be a UUID"))
 }
 
 fn min_version(params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
@@ -144,12 +168,11 @@ async fn get_account(
     State(state): State<AppState>,
     caller: Caller,
     Extension(counters): Extension<Arc<RequestCounters>>,
-    Path(id): Path<String>,
-    Query(params): Params,
+    AccountPath(id): AccountPath,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_params(&params, &["min_version"])?;
-    let id = account_id(&id)?;
     let min_version = min_version(&params)?;
     let (view, layer) = authorized_account(&state, &caller, id, min_version, &counters).await?;
     let tag = etag(view.version);
@@ -172,7 +195,7 @@ async fn list_accounts(
     State(state): State<AppState>,
     caller: Caller,
     Extension(counters): Extension<Arc<RequestCounters>>,
-    Query(params): Params,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
     if params.contains_key("min_version") {
         return Err(ApiError::validation("min_version applies to one account: use GET /accounts/{id}?min_version=N"));
@@ -198,11 +221,10 @@ async fn list_transactions(
     State(state): State<AppState>,
     caller: Caller,
     Extension(counters): Extension<Arc<RequestCounters>>,
-    Path(id): Path<String>,
-    Query(params): Params,
+    AccountPath(id): AccountPath,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
     check_params(&params, &["limit", "cursor", "min_version"])?;
-    let id = account_id(&id)?;
     let limit = match params.get("limit") {
         None => DEFAULT_PAGE,
         Some(text) => text

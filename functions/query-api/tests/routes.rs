@@ -53,6 +53,7 @@ async fn get_account_refusals() {
     api.get(&user(), &path).await.assert_problem(403, "forbidden");
     api.get(&owner, &format!("/accounts/{}", Uuid::new_v4())).await.assert_problem(404, "account_not_found");
     api.get(&owner, "/accounts/not-a-uuid").await.assert_problem(400, "validation_failed");
+    api.get(&owner, "/accounts/%FF").await.assert_problem(400, "validation_failed");
     api.get(&owner, &format!("{path}?min_version=0")).await.assert_problem(400, "validation_failed");
     api.get(&owner, &format!("{path}?min_version=x")).await.assert_problem(400, "validation_failed");
     api.get(&owner, &format!("{path}?colour=red")).await.assert_problem(400, "validation_failed");
