@@ -117,7 +117,7 @@ pub async fn deposit(store: &dyn ReadModelStore, id: Uuid, version: u64, amount:
     let event = AccountEvent::Deposited {
         amount: Amount::new(amount).unwrap(),
         balance_after,
-        reference: Some(Reference::new(&format!("d{version}")).unwrap()),
+        reference: Some(Reference::new(format!("d{version}")).unwrap()),
         at: at(version as u32),
     };
     assert_eq!(store.apply(&change_for(id, version, &event)).await.unwrap(), ApplyOutcome::Applied);
