@@ -196,16 +196,24 @@ impl CircuitBreaker {
     fn on_success(&self) {
         let from = {
             let mut inner = self.lock();
-            inner.failures = 0;
-            inner.probe_running = false;
-            let from = inner.state;
-            inner.state = BreakerState::Closed;
-            inner.opened_at = None;
-            from
+            match inner.state {
+                BreakerState::Closed => {
+                    inner.failures = 0;
+                    return;
+                }
+                // A straggler admitted before the breaker opened: only a
+                // probe may close it.
+                BreakerState::Open => return,
+                BreakerState::HalfOpen => {
+                    inner.failures = 0;
+                    inner.probe_running = false;
+                    inner.state = BreakerState::Closed;
+                    inner.opened_at = None;
+                    BreakerState::HalfOpen
+                }
+            }
         };
-        if from != BreakerState::Closed {
-            self.notify(from, BreakerState::Closed);
-        }
+        self.notify(from, BreakerState::Closed);
     }
 
     fn on_failure(&self) {
@@ -217,7 +225,8 @@ impl CircuitBreaker {
             let opens = match from {
                 BreakerState::Closed => inner.failures >= self.settings.failure_threshold,
                 BreakerState::HalfOpen => true,
-                // A call admitted before the breaker opened: restart the cool-down.
+                // A straggler admitted before the breaker opened: it stays
+                // open, its cool-down unchanged.
                 BreakerState::Open => false,
             };
             if opens {
@@ -375,6 +384,24 @@ mod tests {
         drop(release);
         assert_eq!(succeed(&breaker).await, Ok(7), "the dropped probe gave its slot back");
         assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_straggler_finishing_after_the_breaker_opened_changes_nothing() {
+        let (breaker, seen) = breaker(1);
+        let (finish, wait) = tokio::sync::oneshot::channel::<()>();
+        let mut straggler = Box::pin(breaker.call(async {
+            let _ = wait.await;
+            Ok::<_, &str>(1)
+        }));
+        assert!(futures_poll_once(straggler.as_mut()).await.is_none());
+        fail(&breaker).await;
+        assert_eq!(breaker.state(), BreakerState::Open);
+        finish.send(()).unwrap();
+        assert_eq!(straggler.await, Ok(1));
+        assert_eq!(breaker.state(), BreakerState::Open, "only a probe closes the breaker");
+        assert_eq!(succeed(&breaker).await, Err(BreakerError::Open));
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     /// Polls a future once; `Some` if it finished.
