@@ -288,3 +288,25 @@ async fn l1_entries_expire_after_their_ttl() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stale_redis_entry_is_not_served_past_min_version() {
+    let store = dynamo_store().await;
+    let redis = redis_cache(&redis_url());
+    let api = Api::new(store.clone(), Some(redis.clone()), &query_api::QuerySettings { l1_capacity: 0, ..settings() });
+    let owner = user();
+    let id = account_with_deposits(store.as_ref(), &owner, 1).await;
+    let path = format!("/accounts/{id}");
+    api.get(&owner, &path).await.assert_ok();
+    deposit(store.as_ref(), id, 3, 5, 15).await;
+    // Redis still holds version 2 and serves it to a plain read ...
+    let plain = api.get(&owner, &path).await;
+    assert_eq!((plain.layer(), plain.body["version"].as_u64()), ("l2", Some(2)));
+    // ... never to a read that asks for version 3.
+    let fresh = api.get(&owner, &format!("{path}?min_version=3")).await;
+    assert_eq!((fresh.layer(), fresh.body["version"].as_u64()), ("dynamodb", Some(3)));
+    assert_eq!((api.last_request_metric("L2Hit"), api.last_request_metric("SourceRead")), (0.0, 1.0));
+    // The consistent read moved Redis forward.
+    assert_eq!(redis.get(id).await.unwrap().map(|v| v.version), Some(3));
+    assert_eq!(api.get(&owner, &path).await.body["version"], 3);
+}
