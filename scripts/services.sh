@@ -107,11 +107,15 @@ if ! port_open "$kafka_port"; then
 fi
 # Topics are not created on first use: create the missing ones (3 partitions;
 # key = account id, so each account's events stay in one partition, in order).
-topics=$(tansu topic list --broker "$kafka_url")
+if ! topics=$(timeout 30 tansu topic list --broker "$kafka_url"); then
+    say "tansu on 127.0.0.1:${kafka_port} accepts connections but does not answer (see .local/tansu/tansu.log);"
+    say "stop it (kill \$(cat .local/tansu/tansu.pid)) and run this script again"
+    exit 1
+fi
 for topic in "$events_topic" "$dlq_topic"; do
     if ! grep -q "\"name\":\"${topic}\"" <<<"$topics"; then
         say "creating topic $topic"
-        tansu topic create "$topic" --partitions 3 --broker "$kafka_url" >/dev/null
+        timeout 30 tansu topic create "$topic" --partitions 3 --broker "$kafka_url" >/dev/null
     fi
 done
 
