@@ -119,4 +119,23 @@ for topic in "$events_topic" "$dlq_topic"; do
     fi
 done
 
-say "PostgreSQL on ${pg_host}:${pg_port}, Redis on 127.0.0.1:${redis_port}, Kafka (tansu) on 127.0.0.1:${kafka_port} are up"
+# DynamoDB: the moto server, an offline emulator from PyPI (LocalStack needs
+# a newer Python and downloads DynamoDB Local at start, which fails offline).
+# It keeps data in memory only; the read-model tables are created from
+# template.yaml by scripts/create_tables.py.
+moto_version=5.2.5
+moto_venv="$repo_dir/.local/moto-venv"
+dynamodb_port=${DYNAMODB_PORT:-8000}
+if ! "$moto_venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: ${moto_version}"; then
+    say "installing moto $moto_version (DynamoDB emulator) into .local/moto-venv"
+    python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install -q "moto[server]==${moto_version}"
+fi
+if ! port_open "$dynamodb_port"; then
+    say "starting the DynamoDB emulator on 127.0.0.1:${dynamodb_port} (logs: .local/moto.log)"
+    setsid nohup "$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$dynamodb_port" >>"$repo_dir/.local/moto.log" 2>&1 </dev/null &
+    wait_for "the DynamoDB emulator" 60 port_open "$dynamodb_port"
+fi
+"$moto_venv/bin/python" "$repo_dir/scripts/create_tables.py" --endpoint "http://127.0.0.1:${dynamodb_port}"
+
+say "PostgreSQL on ${pg_host}:${pg_port}, Redis on 127.0.0.1:${redis_port}, Kafka (tansu) on 127.0.0.1:${kafka_port}, DynamoDB (moto) on 127.0.0.1:${dynamodb_port} are up"
