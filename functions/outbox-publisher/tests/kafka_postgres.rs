@@ -1,5 +1,5 @@
-//! The outbox publisher against the real broker (tansu, started by
-//! `scripts/services.sh`, or by a test for itself) and real PostgreSQL.
+//! The outbox publisher against a real broker (tansu, one per test, or
+//! `LEDGERLINE_TEST_KAFKA_BROKERS`) and real PostgreSQL.
 //! Every check reads the records back from Kafka, not only the table.
 
 mod support;
@@ -22,7 +22,7 @@ const SMALL: usize = 64;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_event_reaches_kafka_once_in_account_order_under_interleaved_appends() {
-    let brokers = brokers();
+    let (_broker, brokers) = test_broker().await;
     let (topic, dlq) = topics(&brokers, "order").await;
     let database = FreshDatabase::create().await;
     let store = database.store(&topic, 65_536);
@@ -81,7 +81,7 @@ async fn every_event_reaches_kafka_once_in_account_order_under_interleaved_appen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_publishers_started_together_publish_each_row_once_and_keep_account_order() {
-    let brokers = brokers();
+    let (_broker, brokers) = test_broker().await;
     let (topic, dlq) = topics(&brokers, "two").await;
     let database = FreshDatabase::create().await;
     let store = database.store(&topic, 65_536);
@@ -184,7 +184,7 @@ async fn broker_stopped_mid_run_loses_nothing_and_everything_goes_out_when_it_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_between_publish_and_mark_duplicates_records_without_gaps() {
-    let brokers = brokers();
+    let (_broker, brokers) = test_broker().await;
     let (topic, dlq) = topics(&brokers, "crash").await;
     let database = FreshDatabase::create().await;
     let store = database.store(&topic, 65_536);
@@ -228,7 +228,7 @@ async fn a_crash_between_publish_and_mark_duplicates_records_without_gaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_row_goes_to_the_dead_letter_topic_and_other_accounts_flow() {
-    let brokers = brokers();
+    let (_broker, brokers) = test_broker().await;
     let (topic, dlq) = topics(&brokers, "poison").await;
     let database = FreshDatabase::create().await;
     // The store accepts 2 MB; the producer refuses records over 1 MB (its
@@ -281,7 +281,7 @@ async fn a_poison_row_goes_to_the_dead_letter_topic_and_other_accounts_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn published_rows_are_deleted_after_the_retention_period_and_others_are_kept() {
-    let brokers = brokers();
+    let (_broker, brokers) = test_broker().await;
     let (topic, dlq) = topics(&brokers, "retention").await;
     let database = FreshDatabase::create().await;
     let store = database.store(&topic, 65_536);

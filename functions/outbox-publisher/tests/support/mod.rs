@@ -1,6 +1,6 @@
-//! What the integration tests share: a PostgreSQL database of their own, the
-//! broker (the one `scripts/services.sh` starts, or one a test starts for
-//! itself), unique topics, appends, and reading everything back from Kafka.
+//! What the integration tests share: a PostgreSQL database of their own, a
+//! tansu broker of their own (installed by `scripts/services.sh`), unique
+//! topics, appends, and reading everything back from Kafka.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::HashMap;
@@ -26,9 +26,19 @@ use uuid::Uuid;
 
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test";
 
-/// `LEDGERLINE_TEST_KAFKA_BROKERS`, or the broker `scripts/services.sh` starts.
-pub fn brokers() -> String {
-    std::env::var("LEDGERLINE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+/// The broker a test talks to: `LEDGERLINE_TEST_KAFKA_BROKERS` when set,
+/// otherwise a tansu of the test's own (see [`OwnBroker`]), stopped when the
+/// returned guard is dropped. A broker per test keeps tests from disturbing
+/// each other and keeps their topics out of the development broker.
+pub async fn test_broker() -> (Option<OwnBroker>, String) {
+    match std::env::var("LEDGERLINE_TEST_KAFKA_BROKERS") {
+        Ok(brokers) if !brokers.trim().is_empty() => (None, brokers),
+        _ => {
+            let broker = OwnBroker::start().await;
+            let brokers = broker.brokers();
+            (Some(broker), brokers)
+        }
+    }
 }
 
 /// A database of its own: the publisher claims every pending row of a
