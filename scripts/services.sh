@@ -89,7 +89,7 @@ kafka_url="tcp://127.0.0.1:${kafka_port}"
 export PATH="$HOME/.cargo/bin:$PATH"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-if ! tansu --version 2>/dev/null | grep -qx "tansu ${tansu_version}"; then
+if ! tansu --version 2>/dev/null | grep -x "tansu ${tansu_version}" >/dev/null; then
     say "installing tansu ${tansu_version} with cargo (several minutes, once)"
     cargo install tansu --version "$tansu_version" --locked --features libsql
 fi
@@ -126,7 +126,7 @@ done
 moto_version=5.2.5
 moto_venv="$repo_dir/.local/moto-venv"
 dynamodb_port=${DYNAMODB_PORT:-8000}
-if ! "$moto_venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: ${moto_version}"; then
+if ! "$moto_venv/bin/pip" show moto 2>/dev/null | grep -x "Version: ${moto_version}" >/dev/null; then
     say "installing moto $moto_version (DynamoDB emulator) into .local/moto-venv"
     python3 -m venv "$moto_venv"
     "$moto_venv/bin/pip" install -q "moto[server]==${moto_version}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: start the services, then run every test.
+# The README's test command: start the services, lint the SAM template,
+# then run every test.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -p NAME    # extra arguments go to cargo test
@@ -7,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh
+scripts/lint-template.sh
 
 export LEDGERLINE_TEST_DATABASE_URL=${LEDGERLINE_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test}
+export LEDGERLINE_TEST_DYNAMODB_ENDPOINT=${LEDGERLINE_TEST_DYNAMODB_ENDPOINT:-http://127.0.0.1:8000}
 
 if [ $# -eq 0 ]; then
     set -- --workspace
