@@ -46,10 +46,10 @@ async fn a_batch_builds_accounts_histories_and_both_sides_of_a_transfer() {
     assert_eq!((a.balance, a.status.as_str(), a.version, a.owner_id.as_str()), (700, "frozen", 4, "alice"));
     let b = model.account(bob, true).await.unwrap().unwrap();
     assert_eq!((b.balance, b.status.as_str(), b.version), (200, "open", 3));
-    let history = model.transactions(alice, 10, None).await.unwrap().items;
+    let history = model.transactions(alice, 10, None, true).await.unwrap().items;
     assert_eq!(history.iter().map(|t| t.kind).collect::<Vec<_>>(), vec![TransactionKind::TransferOut, TransactionKind::Deposit]);
     assert_eq!(history[0].counterparty_account_id, Some(bob));
-    let bob_history = model.transactions(bob, 10, None).await.unwrap().items;
+    let bob_history = model.transactions(bob, 10, None, true).await.unwrap().items;
     assert_eq!(bob_history[1].kind, TransactionKind::TransferIn);
     assert_eq!(bob_history[1].transfer_id, history[0].transfer_id, "both sides carry the same transfer id");
 }
@@ -65,11 +65,11 @@ async fn a_duplicate_batch_leaves_the_tables_as_they_were() {
     let (projector, _) = projector(model.clone(), None, None);
     let records = in_partition(0, 0, &ledger.events(account).await);
     projector.handle(kafka_event(records.clone())).await;
-    let before = (model.account(account, true).await.unwrap(), model.transactions(account, 10, None).await.unwrap());
+    let before = (model.account(account, true).await.unwrap(), model.transactions(account, 10, None, true).await.unwrap());
     let (response, summary) = projector.handle(kafka_event(records)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((summary.applied, summary.duplicates), (0, 3));
-    let after = (model.account(account, true).await.unwrap(), model.transactions(account, 10, None).await.unwrap());
+    let after = (model.account(account, true).await.unwrap(), model.transactions(account, 10, None, true).await.unwrap());
     assert_eq!(before, after);
 }
 
@@ -90,7 +90,7 @@ async fn a_gap_is_filled_from_the_event_store_never_skipped() {
     assert_eq!(summary.gap_events_filled, 2);
     let view = model.account(account, true).await.unwrap().unwrap();
     assert_eq!((view.balance, view.version), (60, 4));
-    assert_eq!(model.transactions(account, 10, None).await.unwrap().items.len(), 3);
+    assert_eq!(model.transactions(account, 10, None, true).await.unwrap().items.len(), 3);
     // When 2 and 3 do arrive, they are duplicates.
     let (_, later) = projector.handle(kafka_event(in_partition(0, 9, &events[1..3]))).await;
     assert_eq!((later.applied, later.duplicates), (0, 2));

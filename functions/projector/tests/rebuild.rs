@@ -19,7 +19,7 @@ async fn snapshot(model: &dyn ReadModelStore, accounts: &[Uuid]) -> BTreeMap<Uui
     let mut state = BTreeMap::new();
     for &account in accounts {
         let view = model.account(account, true).await.unwrap();
-        let history = model.transactions(account, 200, None).await.unwrap();
+        let history = model.transactions(account, 200, None, true).await.unwrap();
         state.insert(account, format!("{view:?} {history:?}"));
     }
     state

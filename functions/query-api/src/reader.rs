@@ -133,10 +133,11 @@ impl AccountReader {
         account_id: Uuid,
         limit: usize,
         before_version: Option<u64>,
+        consistent: bool,
         counters: &RequestCounters,
     ) -> Result<TransactionPage, ReadError> {
         RequestCounters::add(&counters.source_read);
-        self.source(|store| async move { store.transactions(account_id, limit, before_version).await }).await
+        self.source(|store| async move { store.transactions(account_id, limit, before_version, consistent).await }).await
     }
 
     /// A call to the source under its breaker. Only "unavailable" counts

@@ -239,7 +239,7 @@ async fn list_transactions(
         .transpose()?;
     let min_version = min_version(&params)?;
     let (_, layer) = authorized_account(&state, &caller, id, min_version, &counters).await?;
-    let page = state.reader().transactions(id, limit, before, &counters).await.map_err(read_error)?;
+    let page = state.reader().transactions(id, limit, before, min_version.is_some(), &counters).await.map_err(read_error)?;
     let next_cursor = page.next_before_version.map(|version| state.cursors().encode(id, version));
     Ok(with_layer(Json(TransactionsPage { items: page.items, next_cursor }).into_response(), layer))
 }

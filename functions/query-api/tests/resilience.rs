@@ -186,9 +186,15 @@ impl ReadModelStore for Flaky {
         self.check().await?;
         self.inner.accounts_of_owner(owner_id).await
     }
-    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>) -> Result<TransactionPage, ReadModelError> {
+    async fn transactions(
+        &self,
+        account_id: Uuid,
+        limit: usize,
+        before_version: Option<u64>,
+        consistent: bool,
+    ) -> Result<TransactionPage, ReadModelError> {
         self.check().await?;
-        self.inner.transactions(account_id, limit, before_version).await
+        self.inner.transactions(account_id, limit, before_version, consistent).await
     }
     async fn clear(&self) -> Result<(), ReadModelError> {
         self.inner.clear().await

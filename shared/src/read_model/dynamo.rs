@@ -219,7 +219,7 @@ impl ReadModelStore for DynamoReadModel {
         Ok(accounts)
     }
 
-    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>) -> Result<TransactionPage, ReadModelError> {
+    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>, consistent: bool) -> Result<TransactionPage, ReadModelError> {
         let limit = limit.max(1);
         let mut query = self
             .client
@@ -227,6 +227,7 @@ impl ReadModelStore for DynamoReadModel {
             .table_name(&self.tables.transactions)
             .expression_attribute_values(":account", string(account_id))
             .scan_index_forward(false)
+            .consistent_read(consistent)
             // One more than asked tells whether there is a next page.
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
         query = match before_version {

@@ -233,7 +233,14 @@ pub trait ReadModelStore: Send + Sync + 'static {
     async fn accounts_of_owner(&self, owner_id: &str) -> Result<Vec<AccountView>, ReadModelError>;
 
     /// Up to `limit` movements older than `before_version` (or the newest).
-    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>) -> Result<TransactionPage, ReadModelError>;
+    /// `consistent` asks for a strongly consistent read (read-your-writes).
+    async fn transactions(
+        &self,
+        account_id: Uuid,
+        limit: usize,
+        before_version: Option<u64>,
+        consistent: bool,
+    ) -> Result<TransactionPage, ReadModelError>;
 
     /// Deletes every item: the first step of a rebuild.
     async fn clear(&self) -> Result<(), ReadModelError>;

@@ -88,7 +88,7 @@ pub async fn changes_apply_in_version_order(factory: &dyn Factory) {
     let view = store.account(account, true).await.unwrap().unwrap();
     assert_eq!((view.balance, view.version, view.status.as_str(), view.owner_id.as_str()), (70, 4, "frozen", "alice"));
     assert_eq!(view.updated_at, at(4));
-    let page = store.transactions(account, 10, None).await.unwrap();
+    let page = store.transactions(account, 10, None, true).await.unwrap();
     assert_eq!(page.items.iter().map(|t| t.version).collect::<Vec<_>>(), vec![3, 2]);
     assert_eq!(page.items[0].kind, TransactionKind::TransferOut);
     assert_eq!(page.items[0].counterparty_account_id, Some(Uuid::from_u128(8)));
@@ -96,7 +96,7 @@ pub async fn changes_apply_in_version_order(factory: &dyn Factory) {
     assert_eq!(page.items[0].reference.as_deref(), Some("rent"));
     assert_eq!((page.items[1].kind, page.items[1].amount, page.items[1].balance_after), (TransactionKind::Deposit, 100, 100));
     assert_eq!(page.next_before_version, None);
-    assert_eq!(store.account(Uuid::new_v4(), false).await.unwrap(), None);
+    assert_eq!(store.account(Uuid::new_v4(), true).await.unwrap(), None);
 }
 
 pub async fn a_duplicate_changes_nothing(factory: &dyn Factory) {
@@ -109,7 +109,7 @@ pub async fn a_duplicate_changes_nothing(factory: &dyn Factory) {
     assert_eq!(store.apply(&deposited(account, 2, 5, 5)).await.unwrap(), ApplyOutcome::Duplicate { stored: 2 });
     let view = store.account(account, true).await.unwrap().unwrap();
     assert_eq!((view.balance, view.version), (100, 2));
-    assert_eq!(store.transactions(account, 10, None).await.unwrap().items.len(), 1);
+    assert_eq!(store.transactions(account, 10, None, true).await.unwrap().items.len(), 1);
 }
 
 pub async fn a_gap_is_reported_and_writes_nothing(factory: &dyn Factory) {
@@ -119,7 +119,7 @@ pub async fn a_gap_is_reported_and_writes_nothing(factory: &dyn Factory) {
     assert_eq!(store.apply(&deposited(account, 3, 100, 100)).await.unwrap(), ApplyOutcome::Gap { stored: 1 });
     let view = store.account(account, true).await.unwrap().unwrap();
     assert_eq!((view.balance, view.version), (0, 1));
-    assert!(store.transactions(account, 10, None).await.unwrap().items.is_empty());
+    assert!(store.transactions(account, 10, None, true).await.unwrap().items.is_empty());
 }
 
 pub async fn an_update_before_the_account_exists_is_a_gap(factory: &dyn Factory) {
@@ -139,7 +139,7 @@ pub async fn history_pages_walk_every_movement_once_newest_first(factory: &dyn F
     let mut seen = Vec::new();
     let mut before = None;
     loop {
-        let page = store.transactions(account, 5, before).await.unwrap();
+        let page = store.transactions(account, 5, before, true).await.unwrap();
         assert!(page.items.len() <= 5);
         seen.extend(page.items.iter().map(|t| t.version));
         match page.next_before_version {
@@ -171,7 +171,7 @@ pub async fn clear_empties_the_model(factory: &dyn Factory) {
     store.apply(&deposited(account, 2, 7, 7)).await.unwrap();
     store.clear().await.unwrap();
     assert_eq!(store.account(account, true).await.unwrap(), None);
-    assert!(store.transactions(account, 10, None).await.unwrap().items.is_empty());
+    assert!(store.transactions(account, 10, None, true).await.unwrap().items.is_empty());
     // And it can be rebuilt from version 1 again.
     assert_eq!(store.apply(&opened(account, "alice")).await.unwrap(), ApplyOutcome::Applied);
 }
