@@ -136,6 +136,26 @@ async fn prunes_only_published_rows_past_retention<S: EventStore + OutboxStore>(
     assert_eq!(unique.len(), all_ids.len(), "ids are never reused: {all_ids:?}");
 }
 
+async fn revived_dead_rows_are_published_again<S: EventStore + OutboxStore>(store: &S) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    append(store, a, 0, 1).await;
+    append(store, b, 0, 1).await;
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    let outcomes = batch.messages().iter().map(|m| Outcome::Dead { id: m.id, error: "too large".into() }).collect();
+    batch.complete(outcomes).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().dead, 2);
+
+    assert_eq!(store.revive_dead(Some(a)).await.unwrap(), 1, "only the named account");
+    let row = &store.outbox_for_stream(a).await.unwrap()[0];
+    assert_eq!((row.status, row.attempts, row.last_error.as_deref()), (OutboxStatus::Pending, 0, Some("revived: too large")));
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    assert_eq!(versions(batch.messages(), a), vec![1], "the revived row is handed out again");
+    assert!(versions(batch.messages(), b).is_empty(), "the other account's row is still dead");
+    drop(batch);
+    assert_eq!(store.revive_dead(None).await.unwrap(), 1);
+    assert_eq!(store.counts().await.unwrap().dead, 0);
+}
+
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -166,4 +186,5 @@ both_stores!(
     one_publisher_at_a_time_and_a_dropped_batch_records_nothing,
     dead_rows_are_never_claimed_again,
     prunes_only_published_rows_past_retention,
+    revived_dead_rows_are_published_again,
 );

@@ -125,6 +125,21 @@ impl OutboxStore for InMemoryEventStore {
         }))
     }
 
+    async fn revive_dead(&self, stream_id: Option<Uuid>) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        Ok(self.with_outbox(|rows, _| {
+            let mut revived = 0;
+            for row in rows.iter_mut().filter(|r| r.status == OutboxStatus::Dead && stream_id.is_none_or(|s| s == r.stream_id)) {
+                row.status = OutboxStatus::Pending;
+                row.attempts = 0;
+                row.next_attempt_at = now;
+                row.last_error = Some(format!("revived: {}", row.last_error.as_deref().unwrap_or("")));
+                revived += 1;
+            }
+            revived
+        }))
+    }
+
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         let now = Utc::now();
         Ok(self.with_outbox(|rows, _| {

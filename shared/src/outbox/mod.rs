@@ -100,6 +100,12 @@ pub trait OutboxStore: Send + Sync + 'static {
 
     /// Row counts by state.
     async fn counts(&self) -> Result<OutboxCounts, StoreError>;
+
+    /// Puts dead rows back to `pending` (attempts reset, due now, the last
+    /// error kept with a "revived:" prefix), so the publisher tries them
+    /// again: the operator's redrive after fixing the cause. `stream_id`
+    /// limits it to one account. Returns how many rows were revived.
+    async fn revive_dead(&self, stream_id: Option<uuid::Uuid>) -> Result<u64, StoreError>;
 }
 
 /// Refuses outcomes for rows that were not claimed, or two for one row.

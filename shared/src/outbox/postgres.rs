@@ -183,6 +183,19 @@ impl OutboxStore for PostgresEventStore {
             .map_err(map_pg_error)
     }
 
+    async fn revive_dead(&self, stream_id: Option<uuid::Uuid>) -> Result<u64, StoreError> {
+        let client = self.pool().get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        client
+            .execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), \
+                        last_error = 'revived: ' || coalesce(last_error, '') \
+                 WHERE status = 'dead' AND ($1::uuid IS NULL OR stream_id = $1)",
+                &[&stream_id],
+            )
+            .await
+            .map_err(map_pg_error)
+    }
+
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         let client = self.pool().get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let row = client

@@ -1,0 +1,184 @@
+//! `ledgerline outbox status`, `dlq list` and `dlq redrive`, run as an
+//! operator runs them, against a database of their own and topics of their
+//! own on the local broker.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_shared::event_store::{AppendBatch, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend};
+use ledgerline_shared::outbox::{OutboxStore, Outcome};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+fn brokers() -> String {
+    std::env::var("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn server_url() -> String {
+    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
+    url.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(url)
+}
+
+struct Database {
+    url: String,
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Self {
+        let name = format!("ledgerline_ops_{}", Uuid::new_v4().simple());
+        let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
+        tokio::spawn(connection);
+        admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
+        let url = format!("{}/{name}", server_url());
+        ledgerline_shared::migrate::run(&url).await.unwrap();
+        Self { url, name }
+    }
+
+    fn store(&self) -> PostgresEventStore {
+        let settings = DatabaseSettings { url: self.url.clone(), pool_size: 2, connect_timeout: Duration::from_secs(5) };
+        PostgresEventStore::new(ledgerline_shared::db::pool(&settings).unwrap(), StoreSettings::default())
+    }
+
+    async fn drop(self) {
+        let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
+        tokio::spawn(connection);
+        admin.execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name), &[]).await.unwrap();
+    }
+}
+
+async fn append(store: &PostgresEventStore, stream: Uuid, count: usize) {
+    let events = (0..count)
+        .map(|i| NewEvent { event_id: Uuid::new_v4(), event_type: "TestEvent".into(), schema_version: 1, payload: vec![i as u8] })
+        .collect();
+    store
+        .append(AppendBatch {
+            streams: vec![StreamAppend { stream_id: stream, expected_version: 0, events, snapshot: None }],
+            metadata: EventMetadata::now("ops-test", Uuid::new_v4(), "tester"),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+}
+
+fn ledgerline(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline")).args(args).envs(env.iter().copied()).output().unwrap();
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn create_topic(name: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let created = admin.create_topics(&[NewTopic::new(name, 1, TopicReplication::Fixed(1))], &options).await.unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+}
+
+async fn produce(topic: &str, key: &str, value: &serde_json::Value) {
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let payload = value.to_string();
+    producer.send(FutureRecord::to(topic).key(key).payload(&payload), Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+}
+
+#[tokio::test]
+async fn outbox_status_counts_pending_and_dead_rows() {
+    let database = Database::create().await;
+    let store = database.store();
+    append(&store, Uuid::new_v4(), 3).await;
+    let batch = store.claim(10, Duration::from_secs(30)).await.unwrap().unwrap();
+    let first = batch.messages()[0].id;
+    batch.complete(vec![Outcome::Dead { id: first, error: "too large".into() }]).await.unwrap();
+
+    let out = stdout(&ledgerline(&["outbox", "status"], &[("DATABASE_URL", &database.url)]));
+    assert!(out.contains("pending:   2 (2 due now)"), "{out}");
+    assert!(out.contains("dead:      1"), "{out}");
+    assert!(out.contains(" ago)"), "the oldest pending row's age is shown: {out}");
+    database.drop().await;
+
+    let failed = ledgerline(&["outbox", "status"], &[("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:1/x")]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("is PostgreSQL up?"));
+}
+
+#[tokio::test]
+async fn dlq_list_shows_both_kinds_of_dead_letter_and_redrive_sends_each_back_once() {
+    let suffix = Uuid::new_v4().simple().to_string();
+    let (dlq, source) = (format!("test.ops.dlq.{suffix}"), format!("test.ops.source.{suffix}"));
+    create_topic(&dlq).await;
+    create_topic(&source).await;
+    let database = Database::create().await;
+    let store = database.store();
+    let account = Uuid::new_v4();
+    append(&store, account, 1).await;
+    let batch = store.claim(10, Duration::from_secs(30)).await.unwrap().unwrap();
+    let row = batch.messages()[0].clone();
+    batch.complete(vec![Outcome::Dead { id: row.id, error: "message too large".into() }]).await.unwrap();
+
+    use base64::Engine;
+    let original = b"bytes the projector could not decode";
+    produce(
+        &dlq,
+        &account.to_string(),
+        &serde_json::json!({"outbox_id": row.id, "event_id": row.event_id, "stream_id": account, "stream_version": 1,
+            "topic": "ledgerline.account-events", "payload_bytes": 10, "attempts": 5, "error": "message too large"}),
+    )
+    .await;
+    produce(
+        &dlq,
+        "poison-key",
+        &serde_json::json!({"source_topic": source, "partition": 0, "offset": 41,
+            "key": base64::engine::general_purpose::STANDARD.encode("poison-key"),
+            "value": base64::engine::general_purpose::STANDARD.encode(original), "error": "the value is not an event envelope"}),
+    )
+    .await;
+
+    let env = [("LEDGERLINE_KAFKA_BROKERS", brokers()), ("LEDGERLINE_DLQ_TOPIC", dlq.clone()), ("DATABASE_URL", database.url.clone())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let listed = stdout(&ledgerline(&["dlq", "list"], &env));
+    assert!(listed.contains(&format!("outbox row {}", row.id)) && listed.contains("message too large"), "{listed}");
+    assert!(listed.contains(&format!("record {source}/0@41: the value is not an event envelope")), "{listed}");
+    assert!(listed.contains("2 dead letter(s)"), "{listed}");
+
+    let redriven = stdout(&ledgerline(&["dlq", "redrive"], &env));
+    assert!(redriven.contains("1 dead outbox row(s) set to pending"), "{redriven}");
+    assert!(redriven.contains("1 undecodable record(s) sent back"), "{redriven}");
+    assert_eq!(store.counts().await.unwrap().dead, 0);
+    assert_eq!(store.counts().await.unwrap().pending, 1);
+
+    // The record is back on its source topic, with its key.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("ops-test-{suffix}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&source]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        assert!(std::time::Instant::now() < deadline, "nothing arrived on {source}");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            break message.unwrap().detach();
+        }
+    };
+    assert_eq!(message.payload(), Some(&original[..]));
+    assert_eq!(message.key(), Some(&b"poison-key"[..]));
+
+    // A second redrive finds nothing new: each letter is redriven once.
+    let again = stdout(&ledgerline(&["dlq", "redrive"], &env));
+    assert!(again.contains("0 dead outbox row(s)") && again.contains("0 undecodable record(s)"), "{again}");
+    // And list still shows the history.
+    assert!(stdout(&ledgerline(&["dlq", "list"], &env)).contains("2 dead letter(s)"));
+    database.drop().await;
+}
