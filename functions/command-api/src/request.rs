@@ -2,12 +2,39 @@
 //! (bounded, strict), the `Idempotency-Key`, and the correlation id.
 
 use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, header};
+use ledgerline_shared::http::caller::Caller;
+use ledgerline_shared::http::correlation::CorrelationId;
 use ledgerline_shared::idempotency::IdempotencyKey;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::problem::ApiError;
+
+/// What every command handler reads from a request besides its path, in an
+/// order that answers 401 before 413 before anything else.
+pub struct Inbound {
+    pub caller: Caller,
+    pub correlation_id: CorrelationId,
+    /// The request path, part of what makes two requests "the same" for idempotency.
+    pub path: String,
+    pub headers: HeaderMap,
+    /// The body, at most [`MAX_BODY_BYTES`].
+    pub body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Inbound {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await?;
+        let correlation_id = parts.extensions.get::<CorrelationId>().cloned().unwrap_or_else(|| CorrelationId::from_parts(&parts));
+        let body = read_body(body).await?;
+        Ok(Self { caller, correlation_id, path: parts.uri.path().to_owned(), headers: parts.headers, body })
+    }
+}
 
 /// Command bodies are small; anything larger is refused before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

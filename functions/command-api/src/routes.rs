@@ -5,9 +5,8 @@
 //! run several times when the account changes under it.
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -19,11 +18,11 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::execute::{Answer, CommandContext, Decision, execute};
-use crate::request::{account_id, idempotency_key, parse_json, read_body, required_idempotency_key};
+use crate::request::{Inbound, account_id, idempotency_key, parse_json, required_idempotency_key};
 use crate::state::AppState;
 use crate::views::{AccountView, BalanceView, StatusView, TransferView, VersionView};
 use ledgerline_shared::http::caller::Caller;
-use ledgerline_shared::http::correlation::{CorrelationId, correlate};
+use ledgerline_shared::http::correlation::correlate;
 use ledgerline_shared::http::problem::ApiError;
 
 /// Every route this API serves, as (method, path template). The OpenAPI
@@ -133,15 +132,8 @@ async fn decide_on_account(
 
 // ---- handlers ----
 
-async fn open_account(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let bytes = read_body(body).await?;
+async fn open_account(State(state): State<AppState>, inbound: Inbound) -> Result<Response, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
     let key = idempotency_key(&headers)?;
     let input: OpenAccountBody = parse_json(&headers, &bytes)?;
     let currency: Currency = input.currency.parse()?;
@@ -150,7 +142,7 @@ async fn open_account(
         return Err(ApiError::forbidden("only an administrator may grant an overdraft"));
     }
     let owner_id = OwnerId::new(caller.id.clone())?;
-    let context = CommandContext::new(caller, key, uri.path(), &bytes, correlation_id);
+    let context = CommandContext::new(caller, key, &path, &bytes, correlation_id);
     let account_id = Uuid::new_v4();
     let command = AccountCommand::Open { account_id, owner_id, currency, overdraft_limit };
     let answer = execute(&state, context, || async {
@@ -177,43 +169,17 @@ enum Movement {
     Withdrawal,
 }
 
-async fn deposit(
-    state: State<AppState>,
-    caller: Caller,
-    correlation_id: axum::Extension<CorrelationId>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Answer, ApiError> {
-    move_money(state, caller, correlation_id, id, uri, headers, body, Movement::Deposit).await
+async fn deposit(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+    move_money(&state, &id, inbound, Movement::Deposit).await
 }
 
-async fn withdraw(
-    state: State<AppState>,
-    caller: Caller,
-    correlation_id: axum::Extension<CorrelationId>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Answer, ApiError> {
-    move_money(state, caller, correlation_id, id, uri, headers, body, Movement::Withdrawal).await
+async fn withdraw(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+    move_money(&state, &id, inbound, Movement::Withdrawal).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn move_money(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
-    id: String,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-    movement: Movement,
-) -> Result<Answer, ApiError> {
-    let id = account_id(&id)?;
-    let bytes = read_body(body).await?;
+async fn move_money(state: &AppState, id: &str, inbound: Inbound, movement: Movement) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
+    let id = account_id(id)?;
     let key = required_idempotency_key(&headers)?;
     let input: MoneyBody = parse_json(&headers, &bytes)?;
     let amount = Amount::new(input.amount)?;
@@ -222,20 +188,13 @@ async fn move_money(
         Movement::Deposit => AccountCommand::Deposit { amount, reference },
         Movement::Withdrawal => AccountCommand::Withdraw { amount, reference },
     };
-    let context = CommandContext::new(caller.clone(), Some(key), uri.path(), &bytes, correlation_id);
-    execute(&state, context, || decide_on_account(&state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &BalanceView::from(a))))
+    let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
+    execute(state, context, || decide_on_account(state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &BalanceView::from(a))))
         .await
 }
 
-async fn transfer(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Answer, ApiError> {
-    let bytes = read_body(body).await?;
+async fn transfer(State(state): State<AppState>, inbound: Inbound) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
     let key = required_idempotency_key(&headers)?;
     let input: TransferBody = parse_json(&headers, &bytes)?;
     let command = TransferCommand {
@@ -245,7 +204,7 @@ async fn transfer(
         amount: Amount::new(input.amount)?,
         reference: reference(input.reference)?,
     };
-    let context = CommandContext::new(caller.clone(), Some(key), uri.path(), &bytes, correlation_id);
+    let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
     execute(&state, context, || async {
         let from = load_owned(&state, &caller, command.from_account_id).await?;
         if command.to_account_id == command.from_account_id {
@@ -277,58 +236,24 @@ enum StatusChange {
     Close,
 }
 
-async fn freeze(
-    state: State<AppState>,
-    caller: Caller,
-    correlation_id: axum::Extension<CorrelationId>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Answer, ApiError> {
-    change_status(state, caller, correlation_id, id, uri, headers, body, StatusChange::Freeze).await
+async fn freeze(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+    change_status(&state, &id, inbound, StatusChange::Freeze).await
 }
 
-async fn unfreeze(
-    state: State<AppState>,
-    caller: Caller,
-    correlation_id: axum::Extension<CorrelationId>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Answer, ApiError> {
-    change_status(state, caller, correlation_id, id, uri, headers, body, StatusChange::Unfreeze).await
+async fn unfreeze(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+    change_status(&state, &id, inbound, StatusChange::Unfreeze).await
 }
 
-async fn close(
-    state: State<AppState>,
-    caller: Caller,
-    correlation_id: axum::Extension<CorrelationId>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Answer, ApiError> {
-    change_status(state, caller, correlation_id, id, uri, headers, body, StatusChange::Close).await
+async fn close(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+    change_status(&state, &id, inbound, StatusChange::Close).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn change_status(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(correlation_id): axum::Extension<CorrelationId>,
-    id: String,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-    change: StatusChange,
-) -> Result<Answer, ApiError> {
+async fn change_status(state: &AppState, id: &str, inbound: Inbound, change: StatusChange) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
     if matches!(change, StatusChange::Freeze | StatusChange::Unfreeze) && !caller.is_admin {
         return Err(ApiError::forbidden("only an administrator may freeze or unfreeze an account"));
     }
-    let id = account_id(&id)?;
-    let bytes = read_body(body).await?;
+    let id = account_id(id)?;
     let key = idempotency_key(&headers)?;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         let _: EmptyBody = parse_json(&headers, &bytes)?;
@@ -338,7 +263,7 @@ async fn change_status(
         StatusChange::Unfreeze => AccountCommand::Unfreeze,
         StatusChange::Close => AccountCommand::Close,
     };
-    let context = CommandContext::new(caller.clone(), key, uri.path(), &bytes, correlation_id);
-    execute(&state, context, || decide_on_account(&state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &StatusView::from(a))))
+    let context = CommandContext::new(caller.clone(), key, &path, &bytes, correlation_id);
+    execute(state, context, || decide_on_account(state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &StatusView::from(a))))
         .await
 }
