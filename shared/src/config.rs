@@ -100,3 +100,50 @@ mod tests {
         assert_eq!(parse("LEDGERLINE_TEST_GOOD_NUMBER", 7u64, |n| *n > 0), Ok(12));
     }
 }
+
+/// Settings Ledgerline reads itself from `LEDGERLINE_KAFKA_*`; every other
+/// such variable is a librdkafka property (see [`kafka_properties`]).
+pub const KAFKA_OWN_SETTINGS: [&str; 3] = ["BROKERS", "MESSAGE_TIMEOUT_MS", "LINGER_MS"];
+
+/// The librdkafka properties passed through from the environment, so MSK's
+/// security settings need no code: `LEDGERLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL`
+/// becomes `security.protocol=SASL_SSL`. Sorted by name. A property in
+/// `reserved` (one the caller's guarantees depend on) is an error.
+pub fn kafka_properties<'a>(
+    vars: impl IntoIterator<Item = &'a (String, String)>,
+    reserved: &[&str],
+) -> Result<Vec<(String, String)>, (String, String, String)> {
+    let mut properties = Vec::new();
+    for (name, value) in vars {
+        let Some(suffix) = name.strip_prefix("LEDGERLINE_KAFKA_") else { continue };
+        if KAFKA_OWN_SETTINGS.contains(&suffix) || value.trim().is_empty() {
+            continue;
+        }
+        let property = suffix.to_ascii_lowercase().replace('_', ".");
+        if reserved.contains(&property.as_str()) {
+            return Err((name.clone(), value.clone(), property));
+        }
+        properties.push((property, value.clone()));
+    }
+    properties.sort();
+    Ok(properties)
+}
+
+#[cfg(test)]
+mod kafka_tests {
+    #[test]
+    fn kafka_properties_pass_through_except_our_own_and_reserved_ones() {
+        let vars = vec![
+            ("LEDGERLINE_KAFKA_SECURITY_PROTOCOL".to_string(), "SASL_SSL".to_string()),
+            ("LEDGERLINE_KAFKA_SASL_MECHANISM".into(), "SCRAM-SHA-512".into()),
+            ("LEDGERLINE_KAFKA_BROKERS".into(), "b:9092".into()),
+            ("OTHER".into(), "x".into()),
+        ];
+        assert_eq!(
+            super::kafka_properties(&vars, &[]).unwrap(),
+            vec![("sasl.mechanism".to_string(), "SCRAM-SHA-512".to_string()), ("security.protocol".into(), "SASL_SSL".into())]
+        );
+        let reserved = vec![("LEDGERLINE_KAFKA_ACKS".to_string(), "1".to_string())];
+        assert_eq!(super::kafka_properties(&reserved, &["acks"]).unwrap_err().2, "acks");
+    }
+}

@@ -26,8 +26,6 @@ pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 pub const DEFAULT_EVENTS_TOPIC: &str = "ledgerline.account-events";
 pub const DEFAULT_DLQ_TOPIC: &str = "ledgerline.account-events.dlq";
 
-/// The prefix of pass-through librdkafka properties.
-const PASS_THROUGH: &str = "LEDGERLINE_KAFKA_";
 
 /// Properties the publisher sets itself: overriding them would break the
 /// delivery guarantee (or the per-account order).
@@ -74,23 +72,11 @@ impl PublisherConfig {
         let message_timeout =
             Duration::from_millis(number("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, &|n| (1_000..=900_000).contains(&n))?);
         let linger = Duration::from_millis(number("LEDGERLINE_KAFKA_LINGER_MS", 5, &|n| n <= 1_000)?);
-        let mut extra = Vec::new();
-        for (name, value) in &vars {
-            let Some(suffix) = name.strip_prefix(PASS_THROUGH) else { continue };
-            if matches!(suffix, "BROKERS" | "MESSAGE_TIMEOUT_MS" | "LINGER_MS") {
-                continue;
-            }
-            let property = suffix.to_ascii_lowercase().replace('_', ".");
-            if RESERVED.contains(&property.as_str()) {
-                return Err(ConfigError {
-                    name: name.clone(),
-                    value: value.clone(),
-                    reason: format!("{property} is set by the publisher"),
-                });
-            }
-            extra.push((property, value.clone()));
-        }
-        extra.sort();
+        let extra = ledgerline_shared::config::kafka_properties(&vars, RESERVED).map_err(|(name, value, property)| ConfigError {
+            name,
+            value,
+            reason: format!("{property} is set by the publisher"),
+        })?;
 
         let publish = PublishSettings {
             dlq_topic: get("LEDGERLINE_DLQ_TOPIC").unwrap_or_else(|| DEFAULT_DLQ_TOPIC.into()),

@@ -26,17 +26,8 @@ impl ProjectorConfig {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
         let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned());
-        let mut kafka_extra: Vec<(String, String)> = vars
-            .iter()
-            .filter_map(|(name, value)| {
-                let suffix = name.strip_prefix("LEDGERLINE_KAFKA_")?;
-                if matches!(suffix, "BROKERS" | "MESSAGE_TIMEOUT_MS" | "LINGER_MS") {
-                    return None;
-                }
-                Some((suffix.to_ascii_lowercase().replace('_', "."), value.clone()))
-            })
-            .collect();
-        kafka_extra.sort();
+        // Nothing is reserved for the dead-letter producer: its settings are defaults.
+        let kafka_extra = ledgerline_shared::config::kafka_properties(&vars, &[]).unwrap_or_default();
         Self {
             brokers: get("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|| "127.0.0.1:9092".into()),
             dlq_topic: get("LEDGERLINE_DLQ_TOPIC").unwrap_or_else(|| DEFAULT_DLQ_TOPIC.into()),
