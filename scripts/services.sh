@@ -138,4 +138,15 @@ if ! port_open "$dynamodb_port"; then
 fi
 "$moto_venv/bin/python" "$repo_dir/scripts/create_tables.py" --endpoint "http://127.0.0.1:${dynamodb_port}"
 
+# cargo-lambda, for `ledgerline serve` (it runs the functions under `cargo
+# lambda watch`): the prebuilt release from PyPI, with zig, in seconds
+# (`cargo install` takes over 10 minutes). `serve` finds it in this venv.
+cargo_lambda_version=1.9.2
+tools_venv="$repo_dir/.local/tools-venv"
+if ! "$tools_venv/bin/pip" show cargo-lambda 2>/dev/null | grep -x "Version: ${cargo_lambda_version}" >/dev/null; then
+    say "installing cargo-lambda ${cargo_lambda_version} into .local/tools-venv"
+    [ -x "$tools_venv/bin/pip" ] || python3 -m venv "$tools_venv"
+    "$tools_venv/bin/pip" install -q "cargo-lambda==${cargo_lambda_version}"
+fi
+
 say "PostgreSQL on ${pg_host}:${pg_port}, Redis on 127.0.0.1:${redis_port}, Kafka (tansu) on 127.0.0.1:${kafka_port}, DynamoDB (moto) on 127.0.0.1:${dynamodb_port} are up"
