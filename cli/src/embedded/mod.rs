@@ -1,0 +1,184 @@
+//! `ledgerline serve --embedded`: all four functions in this process, in
+//! memory, behind the local gateway. Nothing to install but cargo.
+//!
+//! ```text
+//! gateway ─POST─▶ command API router ─▶ InMemoryEventStore (events + outbox)
+//!                                             │ every LEDGERLINE_OUTBOX_INTERVAL_MS
+//!                                       outbox Publisher ─▶ BusSink (partitions by account)
+//!                                                                │ KafkaEvent batches
+//!                                                          Projector::handle ─▶ InMemoryReadModel
+//! gateway ─GET──▶ query API router ────────────────────────────────────────────┘
+//! ```
+//!
+//! The same code paths as in AWS, with in-memory adapters: the routers are
+//! reached through lambda_http's event conversion ([`backend`]), the
+//! publisher's loop and the projector's batch handling are the functions'
+//! own, fed by an in-process bus ([`bus`]). There is no Redis (the query
+//! API runs with its in-process cache only) and dead letters are kept in
+//! memory and logged. Everything is lost when the process ends.
+
+pub mod backend;
+pub mod bus;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use ledgerline_shared::config::WriteSettings;
+use ledgerline_shared::event_store::{EventStore, InMemoryEventStore};
+use ledgerline_shared::outbox::OutboxStore;
+use ledgerline_shared::read_model::memory::InMemoryReadModel;
+use outbox_publisher::backoff::Backoff;
+use outbox_publisher::config::DEFAULT_DLQ_TOPIC;
+use outbox_publisher::{PublishSettings, Publisher};
+use projector::Projector;
+use projector::dead_letter::{DeadLetter, DeadLetterError, DeadLetterSink, InMemoryDeadLetters};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::gateway::{self, auth};
+
+/// How often the outbox is drained (the schedule of the publisher).
+pub const INTERVAL_VAR: &str = "LEDGERLINE_OUTBOX_INTERVAL_MS";
+pub const DEFAULT_INTERVAL_MS: u64 = 200;
+
+pub async fn serve() -> anyhow::Result<()> {
+    ledgerline_shared::telemetry::init();
+    let interval = outbox_interval(std::env::var(INTERVAL_VAR).ok().as_deref())?;
+    let address = gateway::address_from_env();
+    let secret = auth::JwtSecret::from_env();
+    if let Some(warning) = secret.warning() {
+        tracing::warn!("{warning}");
+    }
+
+    let write = WriteSettings::from_env().context("the write side's settings")?;
+    let store = Arc::new(InMemoryEventStore::new(write.store.clone()));
+    let read_model = Arc::new(InMemoryReadModel::default());
+    let dead_letters = Arc::new(LoggedDeadLetters::default());
+    let projector = Arc::new(Projector::new(read_model.clone(), None, Some(store.clone() as Arc<dyn EventStore>), dead_letters));
+
+    let (sink, receivers) = bus::bus();
+    let consumers: Vec<_> = receivers.into_iter().map(|r| tokio::spawn(bus::consume(r, projector.clone()))).collect();
+    let publisher = Publisher::new(store.clone() as Arc<dyn OutboxStore>, sink, publish_settings());
+    let (stop, stopped) = watch::channel(false);
+    let outbox = tokio::spawn(run_outbox(publisher, interval, stopped));
+
+    let backend = backend::InProcess {
+        command_api: command_api::router(command_api::AppState::new(store.clone(), &write)),
+        query_api: query_api::router(query_api_state(read_model)),
+    };
+    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let local = listener.local_addr()?;
+    println!("ledgerline: serving on http://{local} (embedded: everything in memory; Ctrl-C stops)");
+    println!("ledgerline: mint a token with `ledgerline token --sub alice` (add --admin for an administrator), then");
+    println!("ledgerline:   curl -H \"Authorization: Bearer $TOKEN\" http://{local}/accounts");
+
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("ledgerline: stopping");
+    };
+    gateway::serve(listener, auth::TokenVerifier::new(&secret), Arc::new(backend), shutdown).await.context("the gateway failed")?;
+
+    // The gateway has stopped taking requests: publish what is left, let the
+    // projector drain the bus, then end.
+    let _ = stop.send(true);
+    let drained = async {
+        let _ = outbox.await;
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), drained).await.is_err() {
+        tracing::warn!("the outbox or the projector did not finish within 5 s; stopping anyway");
+    }
+    Ok(())
+}
+
+/// `LEDGERLINE_OUTBOX_INTERVAL_MS`: unset means 200 ms; anything but 1 to
+/// 60000 is an error (a typo should not silently stop projection).
+pub fn outbox_interval(value: Option<&str>) -> anyhow::Result<Duration> {
+    let Some(raw) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(Duration::from_millis(DEFAULT_INTERVAL_MS));
+    };
+    match raw.parse::<u64>() {
+        Ok(ms @ 1..=60_000) => Ok(Duration::from_millis(ms)),
+        _ => anyhow::bail!("{INTERVAL_VAR}={raw:?} is not a number of milliseconds from 1 to 60000"),
+    }
+}
+
+/// The publisher's settings for a process that lives minutes, not a Lambda
+/// invocation: quick retries, no deadline margin, a short retention.
+fn publish_settings() -> PublishSettings {
+    PublishSettings {
+        dlq_topic: DEFAULT_DLQ_TOPIC.into(),
+        batch_size: 500,
+        max_attempts: 5,
+        backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) },
+        retention: Duration::from_secs(600),
+        deadline_margin: Duration::ZERO,
+        batch_timeout: Duration::from_secs(5),
+    }
+}
+
+/// The schedule: drain the outbox every `interval`; once told to stop, drain
+/// it one last time and drop the sink, which ends the consumers.
+async fn run_outbox<K: outbox_publisher::RecordSink>(publisher: Publisher<K>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        let stopping = *stop.borrow();
+        match publisher.run(Instant::now() + Duration::from_secs(30)).await {
+            Ok(summary) if summary.failed > 0 || summary.dead_lettered > 0 => tracing::warn!(?summary, "outbox run had failures"),
+            Ok(summary) if summary.published > 0 => tracing::debug!(?summary, "outbox run"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "outbox run failed"),
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The query API over the in-memory read model, without Redis. Its cursor
+/// secret is `LEDGERLINE_CURSOR_SECRET` or, when unset, one made for this
+/// process (cursors do not outlive it anyway), so no warning is needed.
+fn query_api_state(read_model: Arc<InMemoryReadModel>) -> query_api::AppState {
+    let process_secret = uuid::Uuid::new_v4().to_string();
+    let settings = query_api::QuerySettings::from_lookup(|name| {
+        let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if name == "LEDGERLINE_CURSOR_SECRET" { value.or_else(|| Some(process_secret.clone())) } else { value }
+    });
+    // Metrics lines are for CloudWatch; locally they would drown the log.
+    let metrics = query_api::metrics::Metrics::new(Arc::new(query_api::metrics::NullSink));
+    query_api::AppState::new(read_model, None, &settings, metrics)
+}
+
+/// Dead letters kept in memory, each one logged as it arrives.
+#[derive(Default)]
+struct LoggedDeadLetters(InMemoryDeadLetters);
+
+#[async_trait]
+impl DeadLetterSink for LoggedDeadLetters {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        tracing::error!(partition = letter.partition, offset = letter.offset, key = ?letter.key, error = %letter.error, "dead letter");
+        self.0.send(letter).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outbox_interval_defaults_to_200_ms_and_refuses_nonsense() {
+        assert_eq!(outbox_interval(None).unwrap(), Duration::from_millis(200));
+        assert_eq!(outbox_interval(Some(" ")).unwrap(), Duration::from_millis(200));
+        assert_eq!(outbox_interval(Some("50")).unwrap(), Duration::from_millis(50));
+        for bad in ["0", "abc", "-1", "60001"] {
+            assert!(outbox_interval(Some(bad)).unwrap_err().to_string().contains(INTERVAL_VAR), "{bad}");
+        }
+    }
+}
