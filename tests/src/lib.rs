@@ -1,1 +1,10 @@
-//! Cross-crate tests live in `tests/tests/`; this library is empty on purpose.
+//! What the cross-crate tests share.
+//!
+//! - [`scenario`]: the end-to-end scenario against any base URL (the
+//!   embedded server, the full local stack, a deployment).
+//! - [`http`]: the small HTTP client it speaks through.
+//! - [`process`]: running the real `ledgerline` binary from these tests.
+
+pub mod http;
+pub mod process;
+pub mod scenario;

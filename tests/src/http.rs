@@ -1,0 +1,84 @@
+//! The smallest HTTP client the scenario needs: JSON in, status, headers and
+//! JSON out, against any base URL. hyper is already in the build (axum, the
+//! AWS SDK), so this costs no new crates.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// One answer: status, headers, and the body as JSON (`Null` when empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The problem+json `code`, if the body is a problem.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("code").and_then(Value::as_str)
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpClient {
+    /// `base_url` like `http://127.0.0.1:3000` (no trailing slash needed).
+    pub fn new(base_url: &str) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self { base: base_url.trim_end_matches('/').to_owned(), client, timeout: Duration::from_secs(30) }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends one request; `headers` are extra (name, value) pairs. Panics
+    /// on transport errors and timeouts: the scenario cannot go on.
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<&Value>) -> Answer {
+        let mut request = Request::builder().method(method.clone()).uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let bytes = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(body).expect("JSON"))
+            }
+            None => Bytes::new(),
+        };
+        let request = request.body(Full::new(bytes)).expect("a valid request");
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path}: no answer within {:?}", self.timeout))
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap_or_else(|error| panic!("{method} {path}: body: {error}")).to_bytes();
+        Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.send(Method::GET, path, token, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, idempotency_key: Option<&str>, body: &Value) -> Answer {
+        let headers: Vec<(&str, &str)> = idempotency_key.map(|key| ("idempotency-key", key)).into_iter().collect();
+        self.send(Method::POST, path, token, &headers, Some(body)).await
+    }
+}

@@ -1,0 +1,411 @@
+//! The end-to-end scenario, written once for any running Ledgerline: the
+//! embedded server (`tests/tests/e2e_embedded.rs`), the full local stack,
+//! or a deployment. It speaks HTTP to a base URL with tokens from a
+//! [`TokenMinter`] and panics (with the request that went wrong) when
+//! something is off.
+//!
+//! What it checks, in order:
+//!
+//! 1. no token → 401 on both APIs;
+//! 2. two users each open an account, deposit, one withdraws;
+//! 3. a retried POST with the same `Idempotency-Key` gets the same answer,
+//!    also when the retries race; the same key with another body → 422;
+//! 4. transfers in both directions at once (409s are retried with the same
+//!    key, as a client would);
+//! 5. one user cannot read or move the other's money (403), an
+//!    administrator can read it;
+//! 6. the read side converges: each account read with `?min_version=` (409
+//!    until the projection has caught up, polled under a deadline) has the
+//!    balance and version the commands answered; its history, walked page
+//!    by page, holds exactly the answered movements with a consistent
+//!    `balance_after` chain; money is conserved.
+//!
+//! Every user id carries a fresh run id, so the scenario can run again
+//! against a store that keeps its data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::http::{Answer, HttpClient};
+
+/// Mints a token the target's authorizer accepts for `sub`; `admin` adds the
+/// `ledgerline/admin` scope. A closure `Fn(&str, bool) -> String` is one.
+pub trait TokenMinter: Send + Sync {
+    fn mint(&self, sub: &str, admin: bool) -> String;
+}
+
+impl<F: Fn(&str, bool) -> String + Send + Sync> TokenMinter for F {
+    fn mint(&self, sub: &str, admin: bool) -> String {
+        self(sub, admin)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long the read side may take to show a write (and a 409 be retried).
+    pub converge_within: Duration,
+    /// Transfers sent at once in each direction.
+    pub transfers_each_way: usize,
+    /// Items per history page (small, so paging is exercised).
+    pub page_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { converge_within: Duration::from_secs(30), transfers_each_way: 10, page_size: 4 }
+    }
+}
+
+/// What the scenario did, for the caller to log or check further.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub alice: String,
+    pub bob: String,
+    pub alice_account: String,
+    pub bob_account: String,
+    /// Final (balance, version) of each account, as the read side shows them.
+    pub alice_final: (i64, u64),
+    pub bob_final: (i64, u64),
+}
+
+/// Runs the scenario with the default [`Settings`].
+pub async fn run(base_url: &str, minter: &dyn TokenMinter) -> Report {
+    run_with(base_url, minter, &Settings::default()).await
+}
+
+pub async fn run_with(base_url: &str, minter: &dyn TokenMinter, settings: &Settings) -> Report {
+    let http = HttpClient::new(base_url);
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let alice = format!("alice-{run_id}");
+    let bob = format!("bob-{run_id}");
+    let alice_token = minter.mint(&alice, false);
+    let bob_token = minter.mint(&bob, false);
+    let admin_token = minter.mint(&format!("admin-{run_id}"), true);
+    let s = Steps { http: http.clone(), settings: settings.clone(), run_id };
+
+    // 1. No token, no entry.
+    for answer in [http.get("/accounts", None).await, http.post("/accounts", None, None, &json!({"currency": "EUR"})).await] {
+        expect(&answer, StatusCode::UNAUTHORIZED, "no token");
+        assert_eq!(answer.code(), Some("unauthorized"), "{answer:?}");
+    }
+
+    // 2. Accounts, deposits, a withdrawal.
+    let mut a = s.open(&alice_token, &alice).await;
+    let mut b = s.open(&bob_token, &bob).await;
+    let deposit_key = s.key("deposit-a");
+    let first_deposit = s.money(&alice_token, &mut a, "deposits", 10_000, &deposit_key).await;
+    s.money(&bob_token, &mut b, "deposits", 5_000, &s.key("deposit-b")).await;
+    s.money(&alice_token, &mut a, "withdrawals", 1_000, &s.key("withdraw-a")).await;
+
+    // 3. Idempotent retries: sequential, racing, and a reused key.
+    let path = format!("/accounts/{}/deposits", a.id);
+    let again = http.post(&path, Some(&alice_token), Some(&deposit_key), &json!({"amount": 10_000, "reference": "e2e"})).await;
+    assert_eq!((again.status, &again.body), (first_deposit.status, &first_deposit.body), "a retried deposit gets the stored answer");
+    let racing = futures_join((0..3).map(|_| {
+        let (http, token, path, key) = (http.clone(), alice_token.clone(), path.clone(), deposit_key.clone());
+        async move { http.post(&path, Some(&token), Some(&key), &json!({"amount": 10_000, "reference": "e2e"})).await }
+    }))
+    .await;
+    for answer in &racing {
+        assert_eq!((answer.status, &answer.body), (first_deposit.status, &first_deposit.body), "racing retries get the stored answer");
+    }
+    let reused = http.post(&path, Some(&alice_token), Some(&deposit_key), &json!({"amount": 1, "reference": "e2e"})).await;
+    expect(&reused, StatusCode::UNPROCESSABLE_ENTITY, "same key, other body");
+    assert_eq!(reused.code(), Some("idempotency_key_reused"), "{reused:?}");
+
+    // 4. Transfers both ways at once; alice's first one is sent three times with one key.
+    let mut jobs = Vec::new();
+    for i in 0..settings.transfers_each_way {
+        let copies = if i == 0 { 3 } else { 1 };
+        let key = s.key(&format!("a-to-b-{i}"));
+        for _ in 0..copies {
+            jobs.push((alice_token.clone(), a.id.clone(), b.id.clone(), 100, key.clone()));
+        }
+        jobs.push((bob_token.clone(), b.id.clone(), a.id.clone(), 50, s.key(&format!("b-to-a-{i}"))));
+    }
+    let answers = futures_join(jobs.into_iter().map(|(token, from, to, amount, key)| {
+        let s = s.clone();
+        async move {
+            let body = json!({"from_account_id": from, "to_account_id": to, "amount": amount, "reference": "e2e"});
+            (key.clone(), from, to, amount, s.post_settled("/transfers", &token, &key, &body).await)
+        }
+    }))
+    .await;
+    let mut by_key: BTreeMap<String, Answer> = BTreeMap::new();
+    for (key, from, to, amount, answer) in answers {
+        expect(&answer, StatusCode::CREATED, &format!("transfer {key}"));
+        if let Some(first) = by_key.get(&key) {
+            assert_eq!(first.body, answer.body, "every copy of transfer {key} gets the same answer");
+            continue;
+        }
+        let (sender, receiver) = if from == a.id { (&mut a, &mut b) } else { (&mut b, &mut a) };
+        assert_eq!(answer.body["from"]["account_id"], json!(from), "{answer:?}");
+        assert_eq!(answer.body["to"]["account_id"], json!(to), "{answer:?}");
+        sender.record(version(&answer.body["from"]), "transfer_out", amount, Some(int(&answer.body["from"]["balance"])));
+        receiver.record(version(&answer.body["to"]), "transfer_in", amount, None);
+        by_key.insert(key, answer);
+    }
+
+    // 5. Each user's money is their own: moving it (reading it is checked
+    // once the read side has the accounts, below; before, it is a 404).
+    let forbidden = [
+        http.post(&format!("/accounts/{}/withdrawals", a.id), Some(&bob_token), Some(&s.key("steal-1")), &json!({"amount": 1})).await,
+        http.post(
+            "/transfers",
+            Some(&bob_token),
+            Some(&s.key("steal-2")),
+            &json!({"from_account_id": a.id, "to_account_id": b.id, "amount": 1}),
+        )
+        .await,
+    ];
+    for answer in &forbidden {
+        expect(answer, StatusCode::FORBIDDEN, "another user's account");
+        assert_eq!(answer.code(), Some("forbidden"), "{answer:?}");
+    }
+
+    // A last deposit: its answered version proves the retries and the refused
+    // requests above appended nothing (answered versions must be 1..=last).
+    s.money(&alice_token, &mut a, "deposits", 7, &s.key("deposit-a-last")).await;
+    for account in [&a, &b] {
+        let versions: Vec<u64> = account.rows.keys().copied().collect();
+        assert_eq!(versions, (2..=account.version).collect::<Vec<_>>(), "{}: every version is one answered command", account.id);
+    }
+
+    // 6. The read side converges on what the commands answered.
+    let a_final = s.converged(&alice_token, &a).await;
+    let b_final = s.converged(&bob_token, &b).await;
+    let admin_view = s.read_at(&admin_token, &a.id, a.version).await;
+    assert_eq!(int(&admin_view["balance"]), a_final, "an administrator reads any account");
+    assert_eq!(a_final + b_final, 10_000 + 5_000 - 1_000 + 7, "money is conserved");
+    let n = settings.transfers_each_way as i64;
+    assert_eq!(a_final, 10_000 - 1_000 + 7 - 100 * n + 50 * n);
+    s.history_matches(&alice_token, &a).await;
+    s.history_matches(&bob_token, &b).await;
+    s.listed_for(&bob_token, &bob, &b.id, &a.id).await;
+    for answer in [
+        http.get(&format!("/accounts/{}", a.id), Some(&bob_token)).await,
+        http.get(&format!("/accounts/{}/transactions", a.id), Some(&bob_token)).await,
+        http.get(&format!("/accounts/{}", b.id), Some(&alice_token)).await,
+    ] {
+        expect(&answer, StatusCode::FORBIDDEN, "another user's account");
+        assert_eq!(answer.code(), Some("forbidden"), "{answer:?}");
+    }
+
+    Report {
+        alice,
+        bob,
+        alice_account: a.id.clone(),
+        bob_account: b.id.clone(),
+        alice_final: (a_final, a.version),
+        bob_final: (b_final, b.version),
+    }
+}
+
+/// One account as the commands described it: every version's movement.
+#[derive(Debug)]
+struct Expected {
+    id: String,
+    version: u64,
+    /// version → (kind, amount, balance_after when the answer told it)
+    rows: BTreeMap<u64, (&'static str, i64, Option<i64>)>,
+}
+
+impl Expected {
+    fn record(&mut self, version: u64, kind: &'static str, amount: i64, balance_after: Option<i64>) {
+        assert!(self.rows.insert(version, (kind, amount, balance_after)).is_none(), "{}: version {version} answered twice", self.id);
+        self.version = self.version.max(version);
+    }
+
+    /// (version, kind, amount, balance_after) in version order, every balance
+    /// computed from the movements and checked against the answered ones.
+    fn chain(&self) -> Vec<(u64, &'static str, i64, i64)> {
+        let mut balance = 0i64;
+        self.rows
+            .iter()
+            .map(|(&version, &(kind, amount, answered))| {
+                balance += if matches!(kind, "deposit" | "transfer_in") { amount } else { -amount };
+                if let Some(answered) = answered {
+                    assert_eq!(answered, balance, "{}: version {version} answered balance {answered}, movements give {balance}", self.id);
+                }
+                (version, kind, amount, balance)
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone)]
+struct Steps {
+    http: HttpClient,
+    settings: Settings,
+    run_id: String,
+}
+
+impl Steps {
+    fn key(&self, name: &str) -> String {
+        format!("e2e-{}-{name}", self.run_id)
+    }
+
+    async fn open(&self, token: &str, owner: &str) -> Expected {
+        let answer = self.post_settled("/accounts", token, &self.key(&format!("open-{owner}")), &json!({"currency": "EUR"})).await;
+        expect(&answer, StatusCode::CREATED, "open an account");
+        assert_eq!(answer.body["owner_id"], owner, "{answer:?}");
+        assert_eq!((int(&answer.body["balance"]), version(&answer.body)), (0, 1), "{answer:?}");
+        let id = answer.body["account_id"].as_str().expect("an account id").to_owned();
+        Expected { id, version: 1, rows: BTreeMap::new() }
+    }
+
+    /// A deposit or withdrawal; records it and returns the answer.
+    async fn money(&self, token: &str, account: &mut Expected, route: &str, amount: i64, key: &str) -> Answer {
+        let body = json!({"amount": amount, "reference": "e2e"});
+        let answer = self.post_settled(&format!("/accounts/{}/{route}", account.id), token, key, &body).await;
+        expect(&answer, StatusCode::OK, route);
+        assert_eq!(answer.body["account_id"], json!(account.id), "{answer:?}");
+        let kind = if route == "deposits" { "deposit" } else { "withdrawal" };
+        account.record(version(&answer.body), kind, amount, Some(int(&answer.body["balance"])));
+        answer
+    }
+
+    /// POSTs until the answer is not a 409 or 503 (retried with the same key,
+    /// as a client should), within the deadline.
+    async fn post_settled(&self, path: &str, token: &str, key: &str, body: &Value) -> Answer {
+        let deadline = Instant::now() + self.settings.converge_within;
+        loop {
+            let answer = self.http.post(path, Some(token), Some(key), body).await;
+            let retry = matches!(answer.status, StatusCode::CONFLICT | StatusCode::SERVICE_UNAVAILABLE);
+            if !retry || Instant::now() >= deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /accounts/{id}?min_version=` until it answers 200, within the
+    /// deadline. 409 means the projection is behind; so does 404: the query
+    /// API answers 404 (not 409) while the read model has no item for the
+    /// account at all, even with `min_version`.
+    async fn read_at(&self, token: &str, id: &str, min_version: u64) -> Value {
+        let path = format!("/accounts/{id}?min_version={min_version}");
+        let deadline = Instant::now() + self.settings.converge_within;
+        loop {
+            let answer = self.http.get(&path, Some(token)).await;
+            match answer.status {
+                StatusCode::OK => return answer.body,
+                StatusCode::CONFLICT | StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                _ => panic!(
+                    "GET {path}: the read side did not reach version {min_version} in {:?}: {answer:?}",
+                    self.settings.converge_within
+                ),
+            }
+        }
+    }
+
+    /// The account's read model equals the commands' story; its balance.
+    async fn converged(&self, token: &str, account: &Expected) -> i64 {
+        let view = self.read_at(token, &account.id, account.version).await;
+        let chain = account.chain();
+        let balance = chain.last().map_or(0, |row| row.3);
+        assert_eq!(version(&view), account.version, "{}: read version", account.id);
+        assert_eq!(int(&view["balance"]), balance, "{}: read balance", account.id);
+        assert_eq!(view["status"], "open", "{view}");
+        balance
+    }
+
+    /// The history, page by page, is exactly the answered movements.
+    async fn history_matches(&self, token: &str, account: &Expected) {
+        let mut items = Vec::new();
+        let mut query = format!("limit={}&min_version={}", self.settings.page_size, account.version);
+        let deadline = Instant::now() + self.settings.converge_within;
+        loop {
+            let path = format!("/accounts/{}/transactions?{query}", account.id);
+            let answer = self.http.get(&path, Some(token)).await;
+            if answer.status == StatusCode::CONFLICT && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                continue;
+            }
+            expect(&answer, StatusCode::OK, &path);
+            let page = answer.body["items"].as_array().expect("items").clone();
+            assert!(page.len() <= self.settings.page_size, "{path}: page too long");
+            items.extend(page);
+            match answer.body["next_cursor"].as_str() {
+                Some(cursor) => query = format!("limit={}&cursor={cursor}", self.settings.page_size),
+                None => break,
+            }
+        }
+        let got: Vec<(u64, String, i64, i64)> = items
+            .iter()
+            .map(|item| (version(item), item["kind"].as_str().unwrap_or("?").to_owned(), int(&item["amount"]), int(&item["balance_after"])))
+            .collect();
+        let mut want: Vec<(u64, String, i64, i64)> =
+            account.chain().into_iter().map(|(v, kind, amount, balance)| (v, kind.to_owned(), amount, balance)).collect();
+        want.reverse(); // newest first
+        assert_eq!(got, want, "{}: history", account.id);
+    }
+
+    /// `GET /accounts` lists the caller's accounts only (the owner index may
+    /// lag, so it is polled under the deadline).
+    async fn listed_for(&self, token: &str, owner: &str, own: &str, foreign: &str) {
+        let deadline = Instant::now() + self.settings.converge_within;
+        loop {
+            let answer = self.http.get("/accounts", Some(token)).await;
+            expect(&answer, StatusCode::OK, "GET /accounts");
+            let items = answer.body["items"].as_array().expect("items");
+            assert!(items.iter().all(|item| item["owner_id"] == owner), "only {owner}'s accounts: {answer:?}");
+            assert!(items.iter().all(|item| item["account_id"] != foreign), "{answer:?}");
+            if items.iter().any(|item| item["account_id"] == own) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "GET /accounts never listed {own}: {answer:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn expect(answer: &Answer, status: StatusCode, what: &str) {
+    assert_eq!(answer.status, status, "{what}: {answer:?}");
+}
+
+fn int(value: &Value) -> i64 {
+    value.as_i64().unwrap_or_else(|| panic!("an integer, got {value}"))
+}
+
+fn version(value: &Value) -> u64 {
+    value["version"].as_u64().unwrap_or_else(|| panic!("a version in {value}"))
+}
+
+/// Runs futures at once on the runtime and returns their outputs in order.
+async fn futures_join<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic())));
+    }
+    outputs
+}
+
+/// A minter that runs `ledgerline token` (the given binary) with the
+/// environment's `LEDGERLINE_JWT_SECRET` set to `secret`.
+pub fn binary_minter(binary: impl Into<std::path::PathBuf>, secret: &str) -> Arc<dyn TokenMinter> {
+    let binary = binary.into();
+    let secret = secret.to_owned();
+    Arc::new(move |sub: &str, admin: bool| {
+        let mut command = std::process::Command::new(&binary);
+        command.args(["token", "--sub", sub, "--ttl", "1h"]).env("LEDGERLINE_JWT_SECRET", &secret);
+        if admin {
+            command.arg("--admin");
+        }
+        let output = command.output().unwrap_or_else(|error| panic!("cannot run {}: {error}", binary.display()));
+        assert!(output.status.success(), "ledgerline token failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("a token is ASCII").trim().to_owned()
+    })
+}
