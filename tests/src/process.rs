@@ -90,6 +90,24 @@ impl Served {
         self.lines.try_iter().collect()
     }
 
+    /// Sends SIGINT (what Ctrl-C sends) and waits up to `within` for the
+    /// process to exit; its exit status, or `None` if it is still running.
+    pub fn interrupt(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+        assert!(sent.success(), "kill -INT {pid} failed");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitable") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

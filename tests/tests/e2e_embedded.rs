@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ledgerline_tests::process::{Served, ledgerline_binary};
-use ledgerline_tests::scenario::{self, TokenMinter};
+use ledgerline_tests::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_server_passes_the_scenario() {
@@ -27,4 +27,10 @@ async fn the_embedded_server_passes_the_scenario() {
     let refused = http.get(&format!("/accounts/{}", report.alice_account), Some(&stranger)).await;
     assert_eq!(refused.status.as_u16(), 401, "{refused:?}");
     assert!(served.is_running(), "the server is still up: {:?}", served.output());
+
+    // Ctrl-C stops it cleanly: exit status 0, and it said so.
+    let status = served.interrupt(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit status after SIGINT: {status:?}");
+    let output = served.output();
+    assert!(output.iter().any(|line| line.contains("ledgerline: stopping")), "{output:?}");
 }
