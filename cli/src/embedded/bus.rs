@@ -205,7 +205,7 @@ mod tests {
     async fn a_closed_bus_refuses_records() {
         let (sink, receivers) = bus();
         drop(receivers);
-        let error = sink.enqueue(record("k", b"v", &[])).err().expect("refused");
+        let error = sink.enqueue(record("k", b"v", &[])).expect_err("refused");
         assert!(!error.is_permanent());
     }
 }
