@@ -71,7 +71,8 @@ pub async fn serve() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
     println!("ledgerline: serving on http://{local} (embedded: everything in memory; Ctrl-C stops)");
-    println!("ledgerline: mint a token with `ledgerline token --sub alice` (add --admin for an administrator), then");
+    println!("ledgerline: mint a token with `TOKEN=$(ledgerline token --sub alice)` (--admin for an administrator; the same");
+    println!("ledgerline:   {} as this server), then", auth::SECRET_VAR);
     println!("ledgerline:   curl -H \"Authorization: Bearer $TOKEN\" http://{local}/accounts");
 
     let shutdown = async {
