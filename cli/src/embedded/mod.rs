@@ -19,6 +19,8 @@
 
 pub mod backend;
 pub mod bus;
+#[cfg(test)]
+mod pipeline_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use async_trait::async_trait;
 use ledgerline_shared::config::WriteSettings;
 use ledgerline_shared::event_store::{EventStore, InMemoryEventStore};
 use ledgerline_shared::outbox::OutboxStore;
+use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::memory::InMemoryReadModel;
 use outbox_publisher::backoff::Backoff;
 use outbox_publisher::config::DEFAULT_DLQ_TOPIC;
@@ -51,25 +54,11 @@ pub async fn serve() -> anyhow::Result<()> {
     if let Some(warning) = secret.warning() {
         tracing::warn!("{warning}");
     }
-
     let write = WriteSettings::from_env().context("the write side's settings")?;
-    let store = Arc::new(InMemoryEventStore::new(write.store.clone()));
-    let read_model = Arc::new(InMemoryReadModel::default());
-    let dead_letters = Arc::new(LoggedDeadLetters::default());
-    let projector = Arc::new(Projector::new(read_model.clone(), None, Some(store.clone() as Arc<dyn EventStore>), dead_letters));
-
-    let (sink, receivers) = bus::bus();
-    let consumers: Vec<_> = receivers.into_iter().map(|r| tokio::spawn(bus::consume(r, projector.clone()))).collect();
-    let publisher = Publisher::new(store.clone() as Arc<dyn OutboxStore>, sink, publish_settings());
-    let (stop, stopped) = watch::channel(false);
-    let outbox = tokio::spawn(run_outbox(publisher, interval, stopped));
-
-    let backend = backend::InProcess {
-        command_api: command_api::router(command_api::AppState::new(store.clone(), &write)),
-        query_api: query_api::router(query_api_state(read_model)),
-    };
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
+
+    let (stack, backend) = Stack::start(&write, Arc::new(InMemoryReadModel::default()), interval);
     println!("ledgerline: serving on http://{local} (embedded: everything in memory; Ctrl-C stops)");
     println!("ledgerline: mint a token with `TOKEN=$(ledgerline token --sub alice)` (--admin for an administrator; the same");
     println!("ledgerline:   {} as this server), then", auth::SECRET_VAR);
@@ -79,21 +68,66 @@ pub async fn serve() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         println!("ledgerline: stopping");
     };
-    gateway::serve(listener, auth::TokenVerifier::new(&secret), Arc::new(backend), shutdown).await.context("the gateway failed")?;
-
+    let served = gateway::serve(listener, auth::TokenVerifier::new(&secret), Arc::new(backend), shutdown).await;
     // The gateway has stopped taking requests: publish what is left, let the
     // projector drain the bus, then end.
-    let _ = stop.send(true);
-    let drained = async {
-        let _ = outbox.await;
-        for consumer in consumers {
-            let _ = consumer.await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), drained).await.is_err() {
+    let dead_letters = stack.dead_letters.clone();
+    if !stack.stop(Duration::from_secs(5)).await {
         tracing::warn!("the outbox or the projector did not finish within 5 s; stopping anyway");
     }
-    Ok(())
+    let letters = dead_letters.letters();
+    if !letters.is_empty() {
+        tracing::warn!(count = letters.len(), "dead letters were kept in memory this session (each was logged); they are gone now");
+    }
+    served.context("the gateway failed")
+}
+
+/// Everything behind the gateway: the event store, the outbox schedule, the
+/// bus and its consumers, the projector and the read model.
+pub struct Stack {
+    pub dead_letters: Arc<LoggedDeadLetters>,
+    /// Another handle on the bus (tests put records on it directly).
+    pub bus: Option<bus::BusSink>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stack {
+    /// Starts the outbox schedule and the consumers; returns the stack and
+    /// the gateway's backend (the two routers over the same stores).
+    pub fn start(write: &WriteSettings, read_model: Arc<dyn ReadModelStore>, interval: Duration) -> (Stack, backend::InProcess) {
+        let store = Arc::new(InMemoryEventStore::new(write.store.clone()));
+        let dead_letters = Arc::new(LoggedDeadLetters::default());
+        let projector =
+            Arc::new(Projector::new(read_model.clone(), None, Some(store.clone() as Arc<dyn EventStore>), dead_letters.clone()));
+        let (sink, receivers) = bus::bus();
+        let mut tasks: Vec<_> = receivers.into_iter().map(|r| tokio::spawn(bus::consume(r, projector.clone()))).collect();
+        let publisher = Publisher::new(store.clone() as Arc<dyn OutboxStore>, sink.clone(), publish_settings());
+        let (stop, stopped) = watch::channel(false);
+        tasks.push(tokio::spawn(run_outbox(publisher, interval, stopped)));
+        let backend = backend::InProcess {
+            command_api: command_api::router(command_api::AppState::new(store.clone(), write)),
+            query_api: query_api::router(query_api_state(read_model.clone())),
+        };
+        (Stack { dead_letters, bus: Some(sink), stop, tasks }, backend)
+    }
+
+    /// Publishes what is left, lets the consumers drain the bus, and waits
+    /// for all of it up to `within`; whether everything finished in time.
+    pub async fn stop(mut self, within: Duration) -> bool {
+        let _ = self.stop.send(true);
+        // The consumers end once every sink is gone: the publisher's goes
+        // with its task, this one now.
+        self.bus = None;
+        let tasks = std::mem::take(&mut self.tasks);
+        tokio::time::timeout(within, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
 }
 
 /// `LEDGERLINE_OUTBOX_INTERVAL_MS`: unset means 200 ms; anything but 1 to
@@ -146,7 +180,7 @@ async fn run_outbox<K: outbox_publisher::RecordSink>(publisher: Publisher<K>, in
 /// The query API over the in-memory read model, without Redis. Its cursor
 /// secret is `LEDGERLINE_CURSOR_SECRET` or, when unset, one made for this
 /// process (cursors do not outlive it anyway), so no warning is needed.
-fn query_api_state(read_model: Arc<InMemoryReadModel>) -> query_api::AppState {
+fn query_api_state(read_model: Arc<dyn ReadModelStore>) -> query_api::AppState {
     let process_secret = uuid::Uuid::new_v4().to_string();
     let settings = query_api::QuerySettings::from_lookup(|name| {
         let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -159,7 +193,13 @@ fn query_api_state(read_model: Arc<InMemoryReadModel>) -> query_api::AppState {
 
 /// Dead letters kept in memory, each one logged as it arrives.
 #[derive(Default)]
-struct LoggedDeadLetters(InMemoryDeadLetters);
+pub struct LoggedDeadLetters(InMemoryDeadLetters);
+
+impl LoggedDeadLetters {
+    pub fn letters(&self) -> Vec<DeadLetter> {
+        self.0.letters()
+    }
+}
 
 #[async_trait]
 impl DeadLetterSink for LoggedDeadLetters {

@@ -1,12 +1,14 @@
 //! From a function's `ApiGatewayV2httpResponse` back to an HTTP response,
 //! as API Gateway does: status, `headers`, `multiValueHeaders` (each value
 //! not already in `headers`), `cookies` as `Set-Cookie`, and the body,
-//! base64-decoded when `isBase64Encoded` says so.
+//! base64-decoded when `isBase64Encoded` says so. `Content-Length` and
+//! `Transfer-Encoding` are the server's to set for the body it sends (a
+//! base64 body's declared length would be wrong), so the function's are dropped.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::Body;
-use axum::http::header::{HeaderValue, SET_COOKIE};
+use axum::http::header::{CONTENT_LENGTH, HeaderValue, SET_COOKIE, TRANSFER_ENCODING};
 use axum::http::{Response, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -44,6 +46,8 @@ pub fn into_http(answer: ApiGatewayV2httpResponse) -> Result<Response<Body>, Res
             headers.append(name, value.clone());
         }
     }
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(TRANSFER_ENCODING);
     for cookie in &answer.cookies {
         let value = HeaderValue::from_str(cookie).map_err(|_| ResponseError::Cookie(cookie.clone()))?;
         headers.append(SET_COOKIE, value);
@@ -69,7 +73,7 @@ mod tests {
     async fn status_headers_cookies_and_a_text_body() {
         let response = into_http(answer(serde_json::json!({
             "statusCode": 201,
-            "headers": {"content-type": "application/json", "x-correlation-id": "c"},
+            "headers": {"content-type": "application/json", "x-correlation-id": "c", "content-length": "999"},
             "multiValueHeaders": {"vary": ["a", "b"], "content-type": ["application/json"]},
             "cookies": ["s=1; Path=/"],
             "body": "{\"ok\":true}",
@@ -82,6 +86,7 @@ mod tests {
         assert_eq!(headers["x-correlation-id"], "c");
         assert_eq!(headers.get_all("vary").iter().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(headers["set-cookie"], "s=1; Path=/");
+        assert!(headers.get("content-length").is_none(), "the server sets the real length");
         assert_eq!(body(response).await, b"{\"ok\":true}");
     }
 
