@@ -26,7 +26,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use axum::response::{IntoResponse, Response};
 use ledgerline_shared::http::problem::ApiError;
 
@@ -97,7 +97,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, ConnectInfo(source): Connec
     let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let claims = match gateway.verifier.verify_header(header) {
         Ok(claims) => claims,
-        Err(error) => return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string()).into_response(),
+        Err(error) => return unauthorized(&error),
     };
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
@@ -112,6 +112,18 @@ async fn handle(State(gateway): State<Arc<Gateway>>, ConnectInfo(source): Connec
         Err(error) => return bad_gateway(format!("{} failed: {error:#}", route.function.name())),
     };
     response::into_http(answer).unwrap_or_else(|error| bad_gateway(format!("{} answered badly: {error}", route.function.name())))
+}
+
+/// 401 problem+json with RFC 6750's challenge, as API Gateway's JWT
+/// authorizer sends it: `invalid_token` when a token was there but refused.
+fn unauthorized(error: &auth::AuthError) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", error.to_string()).into_response();
+    let challenge = match error {
+        auth::AuthError::MissingHeader | auth::AuthError::NotBearer => HeaderValue::from_static("Bearer"),
+        _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    };
+    response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    response
 }
 
 /// The integration failed. API Gateway answers 500/502 with a bare

@@ -139,6 +139,8 @@ async fn bad_tokens_are_401_problems_and_never_reach_a_function() {
         assert_eq!(body["code"], "unauthorized", "{why}");
         assert_eq!(body["status"], 401);
         assert!(body["detail"].as_str().unwrap().contains(why), "{why}: {body}");
+        let challenge = if token.is_some() { r#"Bearer error="invalid_token""# } else { "Bearer" };
+        assert_eq!(headers["www-authenticate"], challenge, "{why}");
     }
     assert!(backend.seen.lock().unwrap().is_empty());
 }
