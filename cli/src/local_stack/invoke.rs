@@ -22,6 +22,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+#[cfg(test)]
+use serde_json::json;
 
 use crate::gateway::{Backend, Function};
 
@@ -107,14 +109,93 @@ impl InvokeBackend {
 #[async_trait]
 impl Backend for InvokeBackend {
     async fn invoke(&self, function: Function, event: ApiGatewayV2httpRequest) -> anyhow::Result<ApiGatewayV2httpResponse> {
-        let answer = self.invoker.invoke(function.name(), &serde_json::to_value(&event)?).await?;
+        let mut answer = self.invoker.invoke(function.name(), &serde_json::to_value(&event)?).await?;
+        // API Gateway accepts an answer without `cookies`; aws_lambda_events'
+        // type insists on the field.
+        if let Some(fields) = answer.as_object_mut() {
+            fields.entry("cookies").or_insert_with(|| Value::Array(Vec::new()));
+        }
         serde_json::from_value(answer).with_context(|| format!("{} did not answer with an API Gateway v2 response", function.name()))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+
     use super::*;
+
+    /// A fake Invoke API: `answer` gets the function name and event.
+    pub(crate) async fn fake_invoke_api<F>(answer: F) -> String
+    where
+        F: Fn(String, Value) -> (StatusCode, HeaderMap, String) + Clone + Send + Sync + 'static,
+    {
+        let app = axum::Router::new().route(
+            "/2015-03-31/functions/{function}/invocations",
+            post(move |axum::extract::Path(function): axum::extract::Path<String>, axum::Json(event): axum::Json<Value>| {
+                let answer = answer.clone();
+                async move { answer(function, event) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn the_backend_posts_the_event_and_reads_the_functions_answer() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let endpoint = fake_invoke_api(move |function, event| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let path = event["rawPath"].as_str().unwrap_or_default().to_owned();
+            let mut headers = HeaderMap::new();
+            match path.as_str() {
+                "/ok" => {
+                    let body = json!({"statusCode": 201, "headers": {"x-function": function}, "body": "{}", "isBase64Encoded": false});
+                    (StatusCode::OK, headers, body.to_string())
+                }
+                "/unhandled" => {
+                    headers.insert("x-amz-function-error", "Unhandled".parse().unwrap());
+                    (StatusCode::OK, headers, json!({"errorType": "Panic", "errorMessage": "boom"}).to_string())
+                }
+                "/document" => (StatusCode::OK, headers, json!({"errorType": "Panic", "errorMessage": "boom"}).to_string()),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, headers, "no".into()),
+            }
+        })
+        .await;
+        let backend = InvokeBackend::new(LambdaInvoker::new(endpoint, Duration::from_secs(5)));
+        let event = |path: &str| {
+            let mut event = ApiGatewayV2httpRequest::default();
+            event.raw_path = Some(path.into());
+            event
+        };
+
+        let answer = backend.invoke(Function::QueryApi, event("/ok")).await.unwrap();
+        assert_eq!(answer.status_code, 201);
+        assert_eq!(answer.headers.get("x-function").unwrap(), "query-api");
+        for path in ["/unhandled", "/document", "/500"] {
+            let error = backend.invoke(Function::CommandApi, event(path)).await.unwrap_err();
+            assert!(format!("{error:#}").contains("command-api failed"), "{path}: {error:#}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_function_slower_than_the_timeout_is_an_error() {
+        let endpoint = fake_invoke_api(|_, _| {
+            std::thread::sleep(Duration::from_millis(500));
+            (StatusCode::OK, HeaderMap::new(), "{}".into())
+        })
+        .await;
+        let error = LambdaInvoker::new(endpoint, Duration::from_millis(100)).invoke("projector", &json!({})).await.unwrap_err();
+        assert!(error.to_string().contains("did not answer within"), "{error}");
+    }
 
     #[test]
     fn only_the_runtime_error_document_counts_as_an_error() {

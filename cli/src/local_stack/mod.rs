@@ -167,6 +167,7 @@ pub async fn serve() -> anyhow::Result<()> {
     }
     let address = gateway::address_from_env();
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
+    let local = listener.local_addr()?;
 
     let cargo_lambda = watch::find_cargo_lambda(&settings.repo)?;
     // The functions see no JWT secret: in AWS the authorizer checks tokens
@@ -196,8 +197,10 @@ pub async fn serve() -> anyhow::Result<()> {
     }));
     let scheduler = tokio::spawn(scheduler::run(invoker.clone(), settings.outbox_interval));
     let mut projector = tokio::spawn(event_source::run(mapping, invoker));
-    eprintln!(
-        "ledgerline serve: gateway on http://{address}; functions under cargo lambda watch on 127.0.0.1:{} (each compiles on its first request); Ctrl-C stops",
+    // The banner tests wait for (tests/src/process.rs), with the real port
+    // when LEDGERLINE_HTTP_ADDR asks for port 0.
+    println!(
+        "ledgerline: serving on http://{local} (functions under cargo lambda watch on 127.0.0.1:{}, each compiled on its first request; Ctrl-C stops)",
         settings.lambda_port
     );
 

@@ -63,7 +63,39 @@ pub async fn run(invoker: LambdaInvoker, interval: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{HeaderMap, StatusCode};
+
     use super::*;
+    use crate::local_stack::invoke::tests::fake_invoke_api;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invokes_the_publisher_on_the_interval_never_two_at_once() {
+        let (running, most, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (r, m, c) = (running.clone(), most.clone(), calls.clone());
+        let endpoint = fake_invoke_api(move |function, event| {
+            assert_eq!(function, FUNCTION);
+            assert_eq!(event["detail-type"], "Scheduled Event");
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            // Slower than the interval: a second tick must wait for this one.
+            std::thread::sleep(Duration::from_millis(60));
+            r.fetch_sub(1, Ordering::SeqCst);
+            let status = if c.fetch_add(1, Ordering::SeqCst) % 2 == 0 { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (status, HeaderMap::new(), r#"{"published":0}"#.into())
+        })
+        .await;
+        let task = tokio::spawn(run(LambdaInvoker::new(endpoint, Duration::from_secs(5)), Duration::from_millis(10)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while calls.load(Ordering::SeqCst) < 6 {
+            assert!(tokio::time::Instant::now() < deadline, "only {} invocations", calls.load(Ordering::SeqCst));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert_eq!(most.load(Ordering::SeqCst), 1, "never two invocations at once, failures included");
+    }
 
     #[test]
     fn the_event_has_the_shape_eventbridge_sends() {

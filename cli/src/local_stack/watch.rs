@@ -63,6 +63,15 @@ impl Watch {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
+        // If `serve` dies without stopping the child (SIGKILL), the child
+        // gets SIGTERM and stops its functions, instead of holding the port.
+        // SAFETY: prctl is async-signal-safe; nothing else runs in pre_exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         for name in remove {
             command.env_remove(name);
         }
