@@ -52,6 +52,9 @@ pub fn build(
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let path = parts.uri.path();
+    // The Host header without its port: API Gateway's domain names have none.
+    let host = header("host").unwrap_or_else(|| "localhost".into());
+    let domain = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host.as_str(), |(name, _)| name).to_owned();
 
     let mut event = json!({
         "version": "2.0",
@@ -63,8 +66,8 @@ pub fn build(
             "accountId": "000000000000",
             "apiId": "ledgerline-local",
             "authorizer": { "jwt": { "claims": claims_as_strings(claims), "scopes": null } },
-            "domainName": header("host").unwrap_or_else(|| "localhost".into()),
-            "domainPrefix": header("host").and_then(|h| h.split('.').next().map(str::to_owned)).unwrap_or_else(|| "localhost".into()),
+            "domainName": domain,
+            "domainPrefix": domain.split('.').next().unwrap_or(&domain),
             "http": {
                 "method": parts.method.as_str(),
                 "path": path,
@@ -197,6 +200,7 @@ mod tests {
         assert!(json["headers"].get("cookie").is_none());
         assert_eq!(json["cookies"], json!(["c1=v1", "c2=v2"]));
         let context = &json["requestContext"];
+        assert_eq!((context["domainName"].as_str(), context["domainPrefix"].as_str()), (Some("localhost"), Some("localhost")));
         assert_eq!(context["http"]["method"], "POST");
         assert_eq!(context["http"]["path"], "/accounts/abc/deposits");
         assert_eq!(context["http"]["sourceIp"], "10.1.2.3");
