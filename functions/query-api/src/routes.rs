@@ -129,7 +129,8 @@ fn not_yet_consistent(wanted: u64, have: u64) -> ApiError {
     }
 }
 
-/// Reads the account, then applies 404, 403 and the `min_version` rule.
+/// Reads the account, then applies 404 (409 with `min_version`: not projected
+/// yet), 403 and the `min_version` rule.
 async fn authorized_account(
     state: &AppState,
     caller: &Caller,
@@ -137,7 +138,14 @@ async fn authorized_account(
     min_version: Option<u64>,
     counters: &RequestCounters,
 ) -> Result<(AccountView, Layer), ApiError> {
-    let (view, layer) = state.reader().account(id, min_version, counters).await.map_err(read_error)?.ok_or_else(ApiError::not_found)?;
+    let Some((view, layer)) = state.reader().account(id, min_version, counters).await.map_err(read_error)? else {
+        // A caller holding a version knows the account exists: the read
+        // model has not seen it yet (409, retry), rather than "no such account".
+        return Err(match min_version {
+            Some(wanted) => not_yet_consistent(wanted, 0),
+            None => ApiError::not_found(),
+        });
+    };
     if !caller.may_act_for(&view.owner_id) {
         return Err(ApiError::forbidden("this account belongs to someone else"));
     }

@@ -198,6 +198,17 @@ async fn forged_or_foreign_cursors_are_refused_and_never_leak_data() {
 }
 
 #[tokio::test]
+async fn an_account_not_projected_yet_is_409_with_min_version_and_404_without() {
+    let (api, _) = api().await;
+    let owner = user();
+    let path = format!("/accounts/{}", uuid::Uuid::new_v4());
+    let behind = api.get(&owner, &format!("{path}?min_version=1")).await;
+    behind.assert_problem(409, "not_yet_consistent");
+    assert!(behind.headers.get("retry-after").is_some());
+    api.get(&owner, &path).await.assert_problem(404, "account_not_found");
+}
+
+#[tokio::test]
 async fn read_your_writes_waits_for_the_version_and_never_serves_an_older_cache_entry() {
     let (api, store) = api().await;
     let owner = user();
