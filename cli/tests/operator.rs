@@ -70,8 +70,7 @@ async fn append(store: &PostgresEventStore, stream: Uuid, count: usize) {
 }
 
 fn ledgerline(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline")).args(args).envs(env.iter().copied()).output().unwrap();
-    output
+    Command::new(env!("CARGO_BIN_EXE_ledgerline")).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {
