@@ -27,6 +27,10 @@
 //! Not emulated: `BisectBatchOnFunctionError` (a failing batch is retried
 //! whole, then sent to the destination whole) and `MaximumRecordAgeInSeconds`.
 //!
+//! Run one `serve` per consumer group: records already handed to a worker
+//! when a rebalance takes their partition away are still delivered, and
+//! their commit fails (logged); the new owner delivers them again.
+//!
 //! Delivery is at least once: a crash between an invocation and its commit
 //! delivers the batch again. The projector is idempotent (version-conditional
 //! writes), so that is harmless.

@@ -41,11 +41,13 @@ pub async fn run(invoker: LambdaInvoker, interval: Duration) {
         ticks.tick().await;
         match invoker.invoke(FUNCTION, &scheduled_event("ledgerline-outbox-publisher")).await {
             Ok(summary) => {
-                if failing {
+                let published = summary.get("published").and_then(Value::as_u64).unwrap_or(0);
+                let remaining = summary.get("remaining").and_then(Value::as_u64).unwrap_or(0);
+                // A run with nothing due yet (rows backing off) is no recovery.
+                if failing && (published > 0 || remaining == 0) {
                     eprintln!("ledgerline serve: {FUNCTION} succeeds again");
                     failing = false;
                 }
-                let published = summary.get("published").and_then(Value::as_u64).unwrap_or(0);
                 if published > 0 {
                     eprintln!("ledgerline serve: {FUNCTION} published {published} event(s)");
                 }
