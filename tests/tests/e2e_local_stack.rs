@@ -240,6 +240,91 @@ async fn output_line(served: &Served, seen: &mut Vec<String>, needles: &[&str], 
     }
 }
 
+/// `ledgerline serve` on free ports with a broker, a Redis, a database and
+/// tables of its own, every function started (compiled if need be).
+struct Stack {
+    served: Served,
+    broker: OwnServer,
+    redis: OwnServer,
+    binary: PathBuf,
+    secret: String,
+    lambda_port: u16,
+    failures: PathBuf,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let binary = ledgerline_binary();
+        let broker = own_tansu().await;
+        let redis = own_redis().await;
+        let database_url = fresh_database().await;
+        let run = Uuid::new_v4().simple().to_string();
+        let secret = Uuid::new_v4().to_string();
+        let lambda_port = free_port();
+        let failures = std::env::temp_dir().join(format!("ledgerline-e2e-failures-{run}.jsonl"));
+        let brokers = format!("127.0.0.1:{}", broker.port);
+        let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+        let (accounts_table, transactions_table) = (format!("e2e{run}-accounts"), format!("e2e{run}-transactions"));
+        let env = [
+            ("LEDGERLINE_HTTP_ADDR", "127.0.0.1:0"),
+            ("LEDGERLINE_JWT_SECRET", secret.as_str()),
+            ("LEDGERLINE_LAMBDA_PORT", &lambda_port.to_string()),
+            ("DATABASE_URL", &database_url),
+            ("LEDGERLINE_KAFKA_BROKERS", &brokers),
+            ("REDIS_URL", &redis_url),
+            ("LEDGERLINE_ACCOUNTS_TABLE", &accounts_table),
+            ("LEDGERLINE_TRANSACTIONS_TABLE", &transactions_table),
+            ("LEDGERLINE_PROJECTOR_FAILURES_FILE", failures.to_str().unwrap()),
+            // Quick retries after the broker comes back.
+            ("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", "200"),
+            ("LEDGERLINE_OUTBOX_BACKOFF_MAX_MS", "2000"),
+            ("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", "5000"),
+            ("RUST_LOG", "warn"),
+        ]
+        .map(|(k, v)| (k, v.to_owned()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let served = Served::start(&binary, &["serve"], &env, Duration::from_secs(120));
+
+        // Compile (if need be) and start each function before the scenario's
+        // 30-second HTTP timeouts apply.
+        for function in ["command-api", "query-api", "projector", "outbox-publisher"] {
+            let event = match function {
+                "projector" => json!({"eventSource": "SelfManagedKafka", "bootstrapServers": brokers, "records": {}}),
+                "outbox-publisher" => serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap(),
+                _ => serde_json::from_str(include_str!("../../events/query-api/get-account.json")).unwrap(),
+            };
+            let (status, answer) = invoke(lambda_port, function, &event).await;
+            assert_eq!(status, 200, "{function} under cargo lambda watch: {answer}");
+        }
+        Stack { served, broker, redis, binary, secret, lambda_port, failures }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_through_the_real_functions_and_takes_them_down_when_it_dies() {
+    let stack = Stack::start().await;
+    let minter = scenario::binary_minter(&stack.binary, &stack.secret);
+    let http = HttpClient::new(&stack.served.base_url);
+    let token = minter.mint("carol", false);
+
+    // The command API, through the gateway and cargo lambda watch.
+    let opened = http.post("/accounts", Some(&token), Some(&Uuid::new_v4().to_string()), &json!({"currency": "EUR"})).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{opened:?}");
+    assert_eq!(opened.body["owner_id"], "carol");
+    // The query API: carol's list (whatever the read side holds yet).
+    let listed = http.get("/accounts", Some(&token)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{listed:?}");
+    assert!(listed.body["items"].is_array(), "{listed:?}");
+    // The gateway's authorizer: no token, no function.
+    assert_eq!(http.get("/accounts", None).await.status, StatusCode::UNAUTHORIZED);
+
+    // serve killed outright (SIGKILL, as the test harness does): the
+    // cargo lambda watch child and its functions go too, freeing the port.
+    let Stack { served, lambda_port, .. } = stack;
+    drop(served);
+    wait_port(lambda_port, false, "cargo lambda watch", Duration::from_secs(30)).await;
+}
+
 // Ignored until the outbox publisher treats cargo lambda watch's deadline
 // header (`Lambda-Runtime-Deadline-Ms: 600000`, a duration where Lambda
 // sends an epoch time) as "no deadline": today it sees a deadline in 1970,
@@ -249,48 +334,8 @@ async fn output_line(served: &Served, seen: &mut Vec<String>, needles: &[&str], 
 #[ignore = "needs the outbox publisher to ignore cargo lambda watch's bogus deadline"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_stack_passes_the_scenario_and_survives_broker_and_redis_restarts() {
-    let binary = ledgerline_binary();
-    let mut broker = own_tansu().await;
-    let mut redis = own_redis().await;
-    let database_url = fresh_database().await;
-    let run = Uuid::new_v4().simple().to_string();
-    let secret = Uuid::new_v4().to_string();
-    let lambda_port = free_port();
-    let failures = std::env::temp_dir().join(format!("ledgerline-e2e-failures-{run}.jsonl"));
-    let brokers = format!("127.0.0.1:{}", broker.port);
-    let redis_url = format!("redis://127.0.0.1:{}", redis.port);
-    let (accounts_table, transactions_table) = (format!("e2e{run}-accounts"), format!("e2e{run}-transactions"));
-    let env = [
-        ("LEDGERLINE_HTTP_ADDR", "127.0.0.1:0"),
-        ("LEDGERLINE_JWT_SECRET", secret.as_str()),
-        ("LEDGERLINE_LAMBDA_PORT", &lambda_port.to_string()),
-        ("DATABASE_URL", &database_url),
-        ("LEDGERLINE_KAFKA_BROKERS", &brokers),
-        ("REDIS_URL", &redis_url),
-        ("LEDGERLINE_ACCOUNTS_TABLE", &accounts_table),
-        ("LEDGERLINE_TRANSACTIONS_TABLE", &transactions_table),
-        ("LEDGERLINE_PROJECTOR_FAILURES_FILE", failures.to_str().unwrap()),
-        // Quick retries after the broker comes back.
-        ("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", "200"),
-        ("LEDGERLINE_OUTBOX_BACKOFF_MAX_MS", "2000"),
-        ("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", "5000"),
-        ("RUST_LOG", "warn"),
-    ]
-    .map(|(k, v)| (k, v.to_owned()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut served = Served::start(&binary, &["serve"], &env, Duration::from_secs(120));
-
-    // Compile (if need be) and start each function before the scenario's
-    // 30-second HTTP timeouts apply.
-    for function in ["command-api", "query-api", "projector", "outbox-publisher"] {
-        let event = match function {
-            "projector" => json!({"eventSource": "SelfManagedKafka", "bootstrapServers": brokers, "records": {}}),
-            "outbox-publisher" => serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap(),
-            _ => serde_json::from_str(include_str!("../../events/query-api/get-account.json")).unwrap(),
-        };
-        let (status, answer) = invoke(lambda_port, function, &event).await;
-        assert_eq!(status, 200, "{function} under cargo lambda watch: {answer}");
-    }
+    let Stack { served, mut broker, mut redis, binary, secret, failures, .. } = Stack::start().await;
+    let mut served = served;
 
     // 1. The scenario, over HTTP, through the gateway and the real functions.
     let minter = scenario::binary_minter(&binary, &secret);
