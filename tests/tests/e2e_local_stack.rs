@@ -143,6 +143,14 @@ async fn fresh_database() -> String {
     format!("{server}/{name}")
 }
 
+/// Drops a database made by [`fresh_database`] (after the stack stopped).
+async fn drop_database(url: &str) {
+    let (server, name) = url.rsplit_once('/').unwrap();
+    let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
+}
+
 /// Invokes a function through cargo lambda watch's Invoke API, waiting as
 /// long as its first compilation takes; returns the HTTP status.
 async fn invoke(lambda_port: u16, function: &str, event: &Value) -> (u16, String) {
@@ -250,6 +258,7 @@ struct Stack {
     secret: String,
     lambda_port: u16,
     failures: PathBuf,
+    database_url: String,
 }
 
 impl Stack {
@@ -296,7 +305,7 @@ impl Stack {
             let (status, answer) = invoke(lambda_port, function, &event).await;
             assert_eq!(status, 200, "{function} under cargo lambda watch: {answer}");
         }
-        Stack { served, broker, redis, binary, secret, lambda_port, failures }
+        Stack { served, broker, redis, binary, secret, lambda_port, failures, database_url }
     }
 }
 
@@ -320,9 +329,10 @@ async fn serve_answers_through_the_real_functions_and_takes_them_down_when_it_di
 
     // serve killed outright (SIGKILL, as the test harness does): the
     // cargo lambda watch child and its functions go too, freeing the port.
-    let Stack { served, lambda_port, .. } = stack;
+    let Stack { served, lambda_port, database_url, .. } = stack;
     drop(served);
     wait_port(lambda_port, false, "cargo lambda watch", Duration::from_secs(30)).await;
+    drop_database(&database_url).await;
 }
 
 // Ignored until the outbox publisher treats cargo lambda watch's deadline
@@ -334,7 +344,7 @@ async fn serve_answers_through_the_real_functions_and_takes_them_down_when_it_di
 #[ignore = "needs the outbox publisher to ignore cargo lambda watch's bogus deadline"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_stack_passes_the_scenario_and_survives_broker_and_redis_restarts() {
-    let Stack { served, mut broker, mut redis, binary, secret, failures, .. } = Stack::start().await;
+    let Stack { served, mut broker, mut redis, binary, secret, failures, database_url, .. } = Stack::start().await;
     let mut served = served;
 
     // 1. The scenario, over HTTP, through the gateway and the real functions.
@@ -375,4 +385,6 @@ async fn the_full_stack_passes_the_scenario_and_survives_broker_and_redis_restar
     let given_up = std::fs::read_to_string(&failures).unwrap_or_default();
     assert!(given_up.is_empty(), "batches in the on-failure file: {given_up}");
     assert!(served.is_running(), "the stack is still up: {:?}", served.output());
+    drop(served);
+    drop_database(&database_url).await;
 }
