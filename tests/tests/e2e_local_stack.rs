@@ -335,13 +335,6 @@ async fn serve_answers_through_the_real_functions_and_takes_them_down_when_it_di
     drop_database(&database_url).await;
 }
 
-// Ignored until the outbox publisher treats cargo lambda watch's deadline
-// header (`Lambda-Runtime-Deadline-Ms: 600000`, a duration where Lambda
-// sends an epoch time) as "no deadline": today it sees a deadline in 1970,
-// stops at once and publishes nothing under `ledgerline serve`. With that
-// one-line change in functions/outbox-publisher/src/handler.rs
-// (`deadline_from`) this test passed here in 29 s.
-#[ignore = "needs the outbox publisher to ignore cargo lambda watch's bogus deadline"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_stack_passes_the_scenario_and_survives_broker_and_redis_restarts() {
     let Stack { served, mut broker, mut redis, binary, secret, failures, database_url, .. } = Stack::start().await;

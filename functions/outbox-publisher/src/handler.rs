@@ -39,14 +39,21 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// Epoch milliseconds of 2000-01-01: no real deadline is earlier.
+const EPOCH_MS_2000: u64 = 946_684_800_000;
+
 /// The run's deadline as an [`Instant`], from the context's deadline in
-/// milliseconds since the epoch. `deadline_ms == 0` (no deadline given, as
-/// in some local tools) means one minute.
+/// milliseconds since the epoch, as Lambda sends it. Local tools differ:
+/// `0` (none given) means one minute, and a value too small to be a date
+/// is a duration — `cargo lambda watch` sends its timeout (600000) there.
 pub fn deadline_from(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     if deadline_ms == 0 {
         return Instant::now() + Duration::from_secs(60);
     }
+    if deadline_ms < EPOCH_MS_2000 {
+        return Instant::now() + Duration::from_millis(deadline_ms);
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
@@ -88,5 +95,8 @@ mod tests {
         assert!(deadline_from(now_ms - 5_000) <= Instant::now(), "a past deadline leaves no time");
         let default = deadline_from(0).saturating_duration_since(Instant::now());
         assert!(default > Duration::from_secs(59));
+        // cargo lambda watch sends its timeout, a duration, where Lambda sends a date.
+        let local = deadline_from(600_000).saturating_duration_since(Instant::now());
+        assert!(local > Duration::from_secs(599) && local <= Duration::from_secs(600), "{local:?}");
     }
 }
