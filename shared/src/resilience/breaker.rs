@@ -271,7 +271,10 @@ impl Drop for ProbeGuard<'_> {
 mod tests {
     use super::*;
 
-    fn breaker(threshold: u32) -> (CircuitBreaker, Arc<Mutex<Vec<(BreakerState, BreakerState)>>>) {
+    /// The state changes a breaker reported, in order.
+    type Transitions = Arc<Mutex<Vec<(BreakerState, BreakerState)>>>;
+
+    fn breaker(threshold: u32) -> (CircuitBreaker, Transitions) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let settings =
