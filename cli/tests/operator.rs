@@ -44,7 +44,7 @@ impl Database {
     }
 
     fn store(&self) -> PostgresEventStore {
-        let settings = DatabaseSettings { url: self.url.clone(), pool_size: 2, connect_timeout: Duration::from_secs(5) };
+        let settings = DatabaseSettings { url: self.url.clone(), pool_size: 2, connect_timeout: Duration::from_secs(5), ca_file: None };
         PostgresEventStore::new(ledgerline_shared::db::pool(&settings).unwrap(), StoreSettings::default())
     }
 

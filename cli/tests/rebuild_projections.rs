@@ -34,7 +34,7 @@ async fn rebuild_projections_replays_the_log_into_the_tables() {
     ledgerline_shared::migrate::run(&url).await.unwrap();
 
     // Two events for one account.
-    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url: url.clone(), pool_size: 2, connect_timeout: std::time::Duration::from_secs(5) })
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url: url.clone(), pool_size: 2, connect_timeout: std::time::Duration::from_secs(5), ca_file: None })
         .unwrap();
     let repository = AccountRepository::new(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), 0);
     let account = Uuid::new_v4();

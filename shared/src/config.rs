@@ -26,6 +26,9 @@ pub struct DatabaseSettings {
     /// `LEDGERLINE_DB_CONNECT_TIMEOUT_MS`: how long to wait for a connection
     /// before answering 503.
     pub connect_timeout: Duration,
+    /// `LEDGERLINE_DB_CA_FILE`: extra trusted CA certificates (PEM) for
+    /// `sslmode=require` URLs, such as Amazon's RDS bundle.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/ledgerline";
@@ -36,6 +39,7 @@ impl DatabaseSettings {
             url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             pool_size: parse("LEDGERLINE_DB_POOL_SIZE", 8, |n: &usize| (1..=1000).contains(n))?,
             connect_timeout: Duration::from_millis(parse("LEDGERLINE_DB_CONNECT_TIMEOUT_MS", 3000, |n: &u64| *n > 0)?),
+            ca_file: var("LEDGERLINE_DB_CA_FILE").map(std::path::PathBuf::from),
         })
     }
 }

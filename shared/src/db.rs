@@ -1,12 +1,25 @@
-//! The PostgreSQL connection pool (deadpool-postgres).
+//! The PostgreSQL connection pool (deadpool-postgres), and TLS.
 //!
 //! Built once per Lambda container (in `main.rs`) and shared by every
 //! request; connections are opened lazily, so a cold start does not pay for
 //! them until the first request.
+//!
+//! TLS follows the URL: `sslmode=require` encrypts and verifies the server's
+//! certificate and host name (rustls) against the system's roots plus
+//! `LEDGERLINE_DB_CA_FILE` (for RDS: Amazon's RDS CA bundle, which is not in
+//! the system roots). Any other mode connects in plain text, as a local
+//! database expects.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use thiserror::Error;
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DatabaseSettings;
 
@@ -16,9 +29,11 @@ pub enum PoolSetupError {
     BadUrl(#[from] tokio_postgres::Error),
     #[error("cannot build the connection pool: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
-/// A pool for `settings`. TLS is not configured yet: see docs/ARCHITECTURE.md.
+/// A pool for `settings`.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
     let mut config: tokio_postgres::Config = settings.url.parse()?;
     config.connect_timeout(settings.connect_timeout);
@@ -27,7 +42,12 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
     }
     // Fast recycling skips a test query per checkout; a broken connection
     // surfaces as an error on use and is mapped to 503 / retried.
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = if requires_tls(&config) {
+        Manager::from_config(config, tls_connector(settings.ca_file.as_deref())?, manager_config)
+    } else {
+        Manager::from_config(config, NoTls, manager_config)
+    };
     let pool = Pool::builder(manager)
         .max_size(settings.pool_size)
         .runtime(Runtime::Tokio1)
@@ -35,4 +55,50 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
         .create_timeout(Some(settings.connect_timeout))
         .build()?;
     Ok(pool)
+}
+
+/// One connection outside the pool (migrations), with the same TLS rule.
+/// The connection's driver runs on a spawned task.
+pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<tokio_postgres::Client, PoolSetupError> {
+    let config: tokio_postgres::Config = url.parse()?;
+    if requires_tls(&config) {
+        let (client, connection) = config.connect(tls_connector(ca_file)?).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    } else {
+        let (client, connection) = config.connect(NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+}
+
+fn requires_tls(config: &tokio_postgres::Config) -> bool {
+    config.get_ssl_mode() == SslMode::Require
+}
+
+/// A rustls connector trusting the system's roots and `ca_file`'s certificates.
+pub fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, PoolSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped: the CA file may be all that is needed.
+    let (added, _ignored) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let mut total = added;
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| PoolSetupError::Tls(format!("reading {}: {e}", path.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(PoolSetupError::Tls(format!("{} holds no usable certificate", path.display())));
+        }
+        total += added;
+    }
+    if total == 0 {
+        return Err(PoolSetupError::Tls("no trusted certificates: set LEDGERLINE_DB_CA_FILE".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PoolSetupError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }

@@ -69,7 +69,7 @@ async fn a_rebuild_equals_the_incremental_projection_and_resumes_from_its_checkp
     let pool = ledgerline_shared::db::pool(&ledgerline_shared::config::DatabaseSettings {
         url: url.clone(),
         pool_size: 2,
-        connect_timeout: std::time::Duration::from_secs(5),
+        connect_timeout: std::time::Duration::from_secs(5), ca_file: None,
     })
     .unwrap();
     let checkpoints = Arc::new(PostgresCheckpoints::new(pool));

@@ -40,7 +40,7 @@ pub fn store_at(url: &str) -> Arc<PostgresEventStore> {
     let pool = ledgerline_shared::db::pool(&DatabaseSettings {
         url: url.to_owned(),
         pool_size: 8,
-        connect_timeout: std::time::Duration::from_secs(5),
+        connect_timeout: std::time::Duration::from_secs(5), ca_file: None,
     })
     .unwrap();
     Arc::new(PostgresEventStore::new(pool, StoreSettings::default()))

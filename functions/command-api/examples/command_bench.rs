@@ -1,7 +1,7 @@
 //! Command API throughput and latency, through the real router (API Gateway
 //! v2 events converted by lambda_http, as in Lambda).
 //!
-//!     cargo run --release -p command-api --example bench -- [memory|postgres] [requests] [concurrency]
+//!     cargo run --release -p command-api --example command_bench -- [memory|postgres] [requests] [concurrency]
 //!
 //! Each request is a deposit with its own Idempotency-Key on one of 64
 //! accounts, so requests contend a little, as real traffic does. Against
@@ -54,7 +54,7 @@ async fn main() {
             let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
             ledgerline_shared::migrate::run(&url).await.unwrap();
-            let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: concurrency.max(2), connect_timeout: Duration::from_secs(5) })
+            let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: concurrency.max(2), connect_timeout: Duration::from_secs(5), ca_file: None })
                 .unwrap();
             Arc::new(PostgresEventStore::new(pool, StoreSettings::default()))
         }
