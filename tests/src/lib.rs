@@ -2,9 +2,11 @@
 //!
 //! - [`scenario`]: the end-to-end scenario against any base URL (the
 //!   embedded server, the full local stack, a deployment).
+//! - [`gateway_event`]: API Gateway v2 events for tests that call a router directly.
 //! - [`http`]: the small HTTP client it speaks through.
 //! - [`process`]: running the real `ledgerline` binary from these tests.
 
+pub mod gateway_event;
 pub mod http;
 pub mod process;
 pub mod scenario;

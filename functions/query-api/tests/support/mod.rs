@@ -17,7 +17,7 @@ use ledgerline_shared::read_model::tables::TableNames;
 use ledgerline_shared::read_model::{ApplyOutcome, ReadModelStore, change_for};
 use query_api::metrics::{MemorySink, Metrics};
 use query_api::{AppState, QuerySettings, router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -168,32 +168,8 @@ impl TestRequest {
 
     /// The event API Gateway would send to the function.
     pub fn gateway_event(&self) -> Value {
-        let headers: serde_json::Map<String, Value> = self.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let mut context = json!({
-            "accountId": "123456789012",
-            "apiId": "ledgerline",
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
-            "requestId": format!("req-{}", Uuid::new_v4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "25/Nov/2026:00:00:00 +0000",
-            "timeEpoch": 1_795_564_800_000i64
-        });
-        if let Some((sub, admin)) = &self.caller {
-            let scope = if *admin { "openid ledgerline/admin" } else { "openid" };
-            context["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "scope": scope}, "scopes": null}});
-        }
-        json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": self.path,
-            "rawQueryString": self.query,
-            "headers": headers,
-            "requestContext": context,
-            "isBase64Encoded": false
-        })
+        let caller = self.caller.as_ref().map(|(sub, admin)| (sub.as_str(), *admin));
+        ledgerline_tests::gateway_event::api_gateway_v2_event(&self.method, &self.path, &self.query, caller, &self.headers, None)
     }
 }
 
