@@ -172,7 +172,12 @@ async fn run_outbox<K: outbox_publisher::RecordSink>(publisher: Publisher<K>, in
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => {}
+            changed = stop.changed() => {
+                // The stack was dropped without stop(): nothing will ever stop us otherwise.
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

@@ -100,6 +100,8 @@ impl TokenVerifier {
         validation.validate_aud = false;
         // API Gateway allows no clock skew we could rely on; neither do we.
         validation.leeway = 0;
+        // Like API Gateway: a token that is not valid yet is refused.
+        validation.validate_nbf = true;
         Self { key: DecodingKey::from_secret(&secret.bytes), validation }
     }
 
@@ -266,6 +268,12 @@ mod tests {
         let mut no_exp = Map::new();
         no_exp.insert("sub".into(), "alice".into());
         assert_eq!(verifier.verify(&sign_claims(&secret(), &no_exp).unwrap()), Err(AuthError::MissingClaim("exp".into())));
+
+        let mut not_yet = Map::new();
+        not_yet.insert("sub".into(), "alice".into());
+        not_yet.insert("exp".into(), (now() + 600).into());
+        not_yet.insert("nbf".into(), (now() + 300).into());
+        assert!(verifier.verify(&sign_claims(&secret(), &not_yet).unwrap()).is_err(), "a token not valid yet is refused");
 
         assert!(matches!(verifier.verify("not.a.token"), Err(AuthError::Invalid(_))));
         // alg "none" with the claims of a good token.

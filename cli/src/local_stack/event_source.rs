@@ -202,6 +202,13 @@ pub fn first_failure(answer: &Value, records: &[Record]) -> anyhow::Result<Optio
 
 /// Runs the mapping until the future is dropped (aborting it stops every
 /// partition worker and closes the consumer).
+/// The offset to commit after a batch: one past its highest offset (after a
+/// rebalance a worker can hold records again that it already had, so the
+/// last record is not always the highest).
+fn next_offset(batch: &[Record]) -> i64 {
+    batch.iter().map(|r| r.offset).max().map_or(0, |offset| offset + 1)
+}
+
 pub async fn run(settings: MappingSettings, invoker: LambdaInvoker) -> anyhow::Result<()> {
     let mut config = ClientConfig::new();
     config
@@ -211,6 +218,11 @@ pub async fn run(settings: MappingSettings, invoker: LambdaInvoker) -> anyhow::R
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
+        // A partition worker may wait out slow invocations (a function's
+        // first compilation) and their retries while its queue is full; the
+        // consumer must not be dropped from the group meanwhile, or its
+        // records would be fetched twice. An hour covers the local retries.
+        .set("max.poll.interval.ms", "3600000")
         .set("client.id", "ledgerline-serve-event-source");
     for (name, value) in &settings.kafka_extra {
         config.set(name, value);
@@ -285,7 +297,7 @@ async fn deliver(shared: &Shared, mut batch: Vec<Record>) {
         };
         let error = match outcome {
             Ok(None) => {
-                commit(shared, &batch[0], batch[batch.len() - 1].offset + 1).await;
+                commit(shared, &batch[0], next_offset(&batch)).await;
                 return;
             }
             Ok(Some(failed)) => {
@@ -302,7 +314,7 @@ async fn deliver(shared: &Shared, mut batch: Vec<Record>) {
         failures += 1;
         if failures > settings.max_retries {
             send_to_failure_destination(settings, &batch, &kafka_event(&settings.brokers, &batch), failures, &error);
-            commit(shared, &batch[0], batch[batch.len() - 1].offset + 1).await;
+            commit(shared, &batch[0], next_offset(&batch)).await;
             return;
         }
         tokio::time::sleep(settings.backoff(failures)).await;

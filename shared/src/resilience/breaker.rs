@@ -139,15 +139,15 @@ impl CircuitBreaker {
         guard.armed = false;
         match outcome {
             Ok(Ok(value)) => {
-                self.on_success();
+                self.on_success(admission);
                 Ok(value)
             }
             Ok(Err(error)) => {
-                self.on_failure();
+                self.on_failure(admission);
                 Err(BreakerError::Inner(error))
             }
             Err(_) => {
-                self.on_failure();
+                self.on_failure(admission);
                 Err(BreakerError::Timeout(self.settings.call_timeout))
             }
         }
@@ -156,7 +156,7 @@ impl CircuitBreaker {
     /// Counts a failure the breaker did not see through [`call`](Self::call)
     /// (for example an error judged from a successful response).
     pub fn record_failure(&self) {
-        self.on_failure();
+        self.on_failure(Admission::Normal);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -193,7 +193,7 @@ impl CircuitBreaker {
         admission
     }
 
-    fn on_success(&self) {
+    fn on_success(&self, admission: Admission) {
         let from = {
             let mut inner = self.lock();
             match inner.state {
@@ -204,6 +204,7 @@ impl CircuitBreaker {
                 // A straggler admitted before the breaker opened: only a
                 // probe may close it.
                 BreakerState::Open => return,
+                BreakerState::HalfOpen if admission != Admission::Probe => return,
                 BreakerState::HalfOpen => {
                     inner.failures = 0;
                     inner.probe_running = false;
@@ -216,15 +217,19 @@ impl CircuitBreaker {
         self.notify(from, BreakerState::Closed);
     }
 
-    fn on_failure(&self) {
+    fn on_failure(&self, admission: Admission) {
         let transition = {
             let mut inner = self.lock();
-            inner.probe_running = false;
+            let probe = admission == Admission::Probe;
+            if probe {
+                inner.probe_running = false;
+            }
             inner.failures = inner.failures.saturating_add(1);
             let from = inner.state;
             let opens = match from {
                 BreakerState::Closed => inner.failures >= self.settings.failure_threshold,
-                BreakerState::HalfOpen => true,
+                // Only the probe decides; a straggler's failure changes nothing.
+                BreakerState::HalfOpen => probe,
                 // A straggler admitted before the breaker opened: it stays
                 // open, its cool-down unchanged.
                 BreakerState::Open => false,
@@ -334,6 +339,39 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert_eq!(slow().await, Err(BreakerError::Timeout(Duration::from_millis(100))));
         assert_eq!(breaker.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_probe_decides_a_half_open_breaker() {
+        // A call timeout longer than the cool-down lets a call admitted
+        // before the breaker opened finish while the probe is running.
+        let settings = BreakerSettings { failure_threshold: 1, cool_down: Duration::from_secs(1), call_timeout: Duration::from_secs(60) };
+        let breaker = Arc::new(CircuitBreaker::new("test", settings));
+        let (finish_straggler, straggler_done) = tokio::sync::oneshot::channel::<()>();
+        let straggler = tokio::spawn({
+            let breaker = breaker.clone();
+            async move { breaker.call(async { straggler_done.await.map_err(|_| "dropped") }).await }
+        });
+        tokio::task::yield_now().await; // the straggler is admitted while closed
+        fail(&breaker).await;
+        assert_eq!(breaker.state(), BreakerState::Open);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (finish_probe, probe_done) = tokio::sync::oneshot::channel::<()>();
+        let probe = tokio::spawn({
+            let breaker = breaker.clone();
+            async move { breaker.call(async { probe_done.await.map_err(|_| "dropped") }).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(breaker.state(), BreakerState::HalfOpen, "the probe is running");
+
+        finish_straggler.send(()).unwrap();
+        assert_eq!(straggler.await.unwrap(), Ok(()));
+        assert_eq!(breaker.state(), BreakerState::HalfOpen, "a straggler's success does not close the breaker");
+        assert_eq!(succeed(&breaker).await, Err(BreakerError::Open), "and does not free the probe slot");
+
+        finish_probe.send(()).unwrap();
+        assert_eq!(probe.await.unwrap(), Ok(()));
+        assert_eq!(breaker.state(), BreakerState::Closed, "the probe's success does");
     }
 
     #[tokio::test(start_paused = true)]
