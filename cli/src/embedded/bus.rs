@@ -33,6 +33,12 @@ pub const PARTITIONS: usize = 4;
 /// The most records handed to the projector at once (Lambda's batch size).
 pub const MAX_BATCH: usize = 100;
 
+/// Attempts at the same first failed record before its batch is given up
+/// (like the event source mapping's `MaximumRetryAttempts`): logged in full,
+/// the log being this mode's on-failure destination, and skipped, so one
+/// record that can never succeed does not stop its partition for good.
+pub const MAX_ATTEMPTS: u32 = 10;
+
 /// One record on the bus: the fields Lambda's event carries.
 #[derive(Debug, Clone)]
 pub struct BusRecord {
@@ -129,6 +135,8 @@ pub fn kafka_event(records: &[BusRecord]) -> Result<KafkaEvent, serde_json::Erro
 pub async fn consume(mut receiver: mpsc::UnboundedReceiver<BusRecord>, projector: Arc<Projector>) {
     let mut pending: Vec<BusRecord> = Vec::new();
     let mut backoff = Duration::from_millis(50);
+    // The first failed offset and how many attempts it has had.
+    let mut failing: Option<(i64, u32)> = None;
     loop {
         if pending.is_empty() {
             match receiver.recv().await {
@@ -150,14 +158,48 @@ pub async fn consume(mut receiver: mpsc::UnboundedReceiver<BusRecord>, projector
                 continue;
             }
         };
-        let (response, _summary) = projector.handle(event).await;
-        match response.batch_item_failures.iter().map(|f| f.item_identifier.offset).min() {
+        // On a task of its own, so a panic in the projector fails this batch
+        // (retried, then given up like any failure) instead of killing the
+        // partition's consumer and the records queued behind it.
+        let handled = tokio::spawn({
+            let projector = projector.clone();
+            async move { projector.handle(event).await.0 }
+        })
+        .await;
+        let first_failed = match handled {
+            Ok(response) => response.batch_item_failures.iter().map(|f| f.item_identifier.offset).min(),
+            Err(error) => {
+                tracing::error!(%error, "the projector panicked on a batch");
+                pending.first().map(|r| r.offset)
+            }
+        };
+        match first_failed {
             None => {
                 pending.clear();
                 backoff = Duration::from_millis(50);
+                failing = None;
             }
             Some(first_failed) => {
                 pending.retain(|r| r.offset >= first_failed);
+                let attempts = match failing {
+                    Some((offset, attempts)) if offset == first_failed => attempts + 1,
+                    _ => 1,
+                };
+                failing = Some((first_failed, attempts));
+                if attempts >= MAX_ATTEMPTS {
+                    let values: Vec<String> = pending.iter().map(|r| STANDARD.encode(&r.value)).collect();
+                    tracing::error!(
+                        first_failed,
+                        attempts,
+                        records = pending.len(),
+                        ?values,
+                        "giving up on a batch the projector keeps failing; its records are in this log"
+                    );
+                    pending.clear();
+                    failing = None;
+                    backoff = Duration::from_millis(50);
+                    continue;
+                }
                 tracing::warn!(first_failed, retry_in_ms = backoff.as_millis() as u64, "the projector failed records; retrying them");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -207,5 +249,90 @@ mod tests {
         drop(receivers);
         let error = sink.enqueue(record("k", b"v", &[])).expect_err("refused");
         assert!(!error.is_permanent());
+    }
+
+    /// A read model that is always down, counting the attempts.
+    #[derive(Default)]
+    struct AlwaysDown {
+        applies: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl ledgerline_shared::read_model::ReadModelStore for AlwaysDown {
+        async fn apply(
+            &self,
+            _: &ledgerline_shared::read_model::Change,
+        ) -> Result<ledgerline_shared::read_model::ApplyOutcome, ledgerline_shared::read_model::ReadModelError> {
+            self.applies.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn account(
+            &self,
+            _: uuid::Uuid,
+            _: bool,
+        ) -> Result<Option<ledgerline_shared::read_model::AccountView>, ledgerline_shared::read_model::ReadModelError> {
+            Ok(None)
+        }
+        async fn accounts_of_owner(
+            &self,
+            _: &str,
+        ) -> Result<Vec<ledgerline_shared::read_model::AccountView>, ledgerline_shared::read_model::ReadModelError> {
+            Ok(vec![])
+        }
+        async fn transactions(
+            &self,
+            _: uuid::Uuid,
+            _: usize,
+            _: Option<u64>,
+            _: bool,
+        ) -> Result<ledgerline_shared::read_model::TransactionPage, ledgerline_shared::read_model::ReadModelError> {
+            Ok(ledgerline_shared::read_model::TransactionPage { items: vec![], next_before_version: None })
+        }
+        async fn clear(&self) -> Result<(), ledgerline_shared::read_model::ReadModelError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_keeps_failing_is_given_up_after_bounded_attempts() {
+        use ledgerline_shared::accounts::codec::EventCodec;
+        use ledgerline_shared::domain::AccountEvent;
+        use ledgerline_shared::event_store::{EventEnvelope, EventMetadata};
+
+        let account = uuid::Uuid::new_v4();
+        let opened = AccountEvent::Opened {
+            account_id: account,
+            owner_id: "alice".into(),
+            currency: "EUR".parse().unwrap(),
+            overdraft_limit: 0,
+            at: chrono::Utc::now(),
+        };
+        let (event_type, schema_version, payload) = EventCodec::current().encode(&opened);
+        let envelope = EventEnvelope {
+            event_id: uuid::Uuid::new_v4(),
+            stream_id: account,
+            version: 1,
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+            metadata: EventMetadata::now("test", uuid::Uuid::new_v4(), "alice"),
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let record = BusRecord {
+            topic: "events".into(),
+            partition: 0,
+            offset: 0,
+            key: account.to_string(),
+            value: envelope.encode(),
+            headers: vec![],
+            timestamp_ms: 0,
+        };
+        sender.send(record).unwrap();
+        drop(sender); // once the batch is settled, the partition is done
+        let store = Arc::new(AlwaysDown::default());
+        let projector = Arc::new(Projector::new(store.clone(), None, None, Arc::new(projector::dead_letter::InMemoryDeadLetters::default())));
+        // Without a bound this would retry forever; with one, consume returns.
+        tokio::time::timeout(Duration::from_secs(3600), consume(receiver, projector)).await.expect("the batch was given up");
+        assert_eq!(store.applies.load(std::sync::atomic::Ordering::SeqCst), MAX_ATTEMPTS);
     }
 }
