@@ -46,3 +46,36 @@ pub fn api_gateway_v2_event(
         "isBase64Encoded": false
     })
 }
+
+/// What a router answered: status, headers and body bytes.
+pub struct RouterAnswer {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends `event` to `router` the way Lambda does: through
+/// `lambda_http::request::from_str`, then the router as a tower service.
+pub async fn call_router(router: &axum::Router, event: &Value) -> RouterAnswer {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
+    let response = router.clone().oneshot(request).await.expect("the router never fails");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("a readable body").to_bytes().to_vec();
+    RouterAnswer { status, headers, body }
+}
+
+/// The (METHOD, path) pairs an OpenAPI document describes, to compare with
+/// a router's route list.
+pub fn documented_routes(spec: &Value) -> std::collections::BTreeSet<(String, String)> {
+    spec["paths"]
+        .as_object()
+        .expect("an OpenAPI document has paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations.as_object().into_iter().flat_map(|ops| ops.keys()).map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect()
+}

@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use command_api::{AppState, CommandSettings, router};
-use http_body_util::BodyExt;
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::event_store::{EventStore, InMemoryEventStore, PostgresEventStore, StoreSettings};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 pub struct Api {
@@ -42,14 +40,9 @@ impl Api {
     }
 
     pub async fn send(&self, request: TestRequest) -> TestResponse {
-        let event = request.gateway_event().to_string();
-        let http_request = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
-        let response = self.router.clone().oneshot(http_request).await.expect("the router never fails");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse { status, headers, body, raw: bytes }
+        let answer = ledgerline_tests::gateway_event::call_router(&self.router, &request.gateway_event()).await;
+        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        TestResponse { status: answer.status, headers: answer.headers, body, raw: answer.body }
     }
 
     /// Opens an account for `owner` and returns its id.

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::{TimeZone, Utc};
-use http_body_util::BodyExt;
 use ledgerline_shared::cache::{AccountCache, CacheSettings};
 use ledgerline_shared::domain::{AccountEvent, Amount, Reference};
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, create_tables, local_client};
@@ -18,7 +17,6 @@ use ledgerline_shared::read_model::{ApplyOutcome, ReadModelStore, change_for};
 use query_api::metrics::{MemorySink, Metrics};
 use query_api::{AppState, QuerySettings, router};
 use serde_json::Value;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 pub fn dynamodb_endpoint() -> String {
@@ -67,14 +65,9 @@ impl Api {
     }
 
     pub async fn send(&self, request: TestRequest) -> TestResponse {
-        let event = request.gateway_event().to_string();
-        let http_request = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
-        let response = self.router.clone().oneshot(http_request).await.expect("the router never fails");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse { status, headers, body, raw: bytes }
+        let answer = ledgerline_tests::gateway_event::call_router(&self.router, &request.gateway_event()).await;
+        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        TestResponse { status: answer.status, headers: answer.headers, body, raw: answer.body }
     }
 
     /// GET as `owner`.
