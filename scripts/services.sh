@@ -5,6 +5,8 @@
 # databases and topics. Safe to run twice; quick when all is up.
 #
 #   scripts/services.sh
+#   scripts/services.sh --reset-broker   # the local broker's data deleted and
+#                                        # its topics made again (see docs/RELIABILITY.md)
 #
 # Environment: PGHOST_ADDR (127.0.0.1), PGPORT (5432), REDIS_PORT (6379),
 # KAFKA_PORT (9092), LEDGERLINE_EVENTS_TOPIC, LEDGERLINE_DLQ_TOPIC.
@@ -93,6 +95,16 @@ if ! tansu --version 2>/dev/null | grep -x "tansu ${tansu_version}" >/dev/null; 
     say "installing tansu ${tansu_version} with cargo (several minutes, once)"
     cargo install tansu --version "$tansu_version" --locked --features libsql
 fi
+if [ "${1:-}" = "--reset-broker" ]; then
+    # tansu 0.6.0's SQLite storage can be left unable to take produce
+    # requests after a crash under load (docs/RELIABILITY.md). Its data goes;
+    # nothing of Ledgerline's does: the outbox keeps every event, and
+    # `ledgerline outbox replay --since ...` sends what the broker lost.
+    say "resetting the local broker: stopping it and deleting .local/tansu/tansu.db"
+    if [ -f "$tansu_dir/tansu.pid" ]; then kill "$(cat "$tansu_dir/tansu.pid")" 2>/dev/null || true; fi
+    wait_for "tansu to stop" 30 bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$kafka_port) 2>/dev/null"
+    rm -f "$tansu_dir"/tansu.db*
+fi
 if ! port_open "$kafka_port"; then
     mkdir -p "$tansu_dir"
     say "starting tansu on 127.0.0.1:${kafka_port} (logs: .local/tansu/tansu.log)"
@@ -120,9 +132,11 @@ for topic in "$events_topic" "$dlq_topic"; do
 done
 
 # DynamoDB: the moto server, an offline emulator from PyPI (LocalStack needs
-# a newer Python and downloads DynamoDB Local at start, which fails offline).
-# It keeps data in memory only; the read-model tables are created from
-# template.yaml by scripts/create_tables.py.
+# a newer Python and downloads DynamoDB Local at start, which fails offline),
+# run by scripts/moto_server.py one request at a time (moto's multi-threaded
+# server breaks TransactWriteItems' atomicity; see that script). It keeps
+# data in memory only; the read-model tables are created from template.yaml
+# by scripts/create_tables.py.
 moto_version=5.2.5
 moto_venv="$repo_dir/.local/moto-venv"
 dynamodb_port=${DYNAMODB_PORT:-8000}
@@ -133,7 +147,8 @@ if ! "$moto_venv/bin/pip" show moto 2>/dev/null | grep -x "Version: ${moto_versi
 fi
 if ! port_open "$dynamodb_port"; then
     say "starting the DynamoDB emulator on 127.0.0.1:${dynamodb_port} (logs: .local/moto.log)"
-    setsid nohup "$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$dynamodb_port" >>"$repo_dir/.local/moto.log" 2>&1 </dev/null &
+    setsid nohup "$moto_venv/bin/python" "$repo_dir/scripts/moto_server.py" -H 127.0.0.1 -p "$dynamodb_port" \
+        >>"$repo_dir/.local/moto.log" 2>&1 </dev/null &
     wait_for "the DynamoDB emulator" 60 port_open "$dynamodb_port"
 fi
 "$moto_venv/bin/python" "$repo_dir/scripts/create_tables.py" --endpoint "http://127.0.0.1:${dynamodb_port}"
@@ -149,4 +164,7 @@ if ! "$tools_venv/bin/pip" show cargo-lambda 2>/dev/null | grep -x "Version: ${c
     "$tools_venv/bin/pip" install -q "cargo-lambda==${cargo_lambda_version}"
 fi
 
+if [ "${1:-}" = "--reset-broker" ]; then
+    say "broker reset; now send again what it lost: ledgerline outbox replay --since 1d (the projector skips duplicates)"
+fi
 say "PostgreSQL on ${pg_host}:${pg_port}, Redis on 127.0.0.1:${redis_port}, Kafka (tansu) on 127.0.0.1:${kafka_port}, DynamoDB (moto) on 127.0.0.1:${dynamodb_port} are up"

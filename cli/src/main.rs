@@ -50,12 +50,23 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
-    /// Replay the event store into the read models (DynamoDB) and clear the
-    /// cache. Resumes an interrupted rebuild unless --fresh is given.
+    /// Rewrite every account of the read models (DynamoDB) from its whole
+    /// history in the event store, in place: reads stay correct while it
+    /// runs. Resumes an interrupted rebuild unless --fresh is given.
     RebuildProjections {
-        /// Start over: empty the tables and the cache first.
+        /// Start over from the first account.
         #[arg(long)]
         fresh: bool,
+        /// The event store database.
+        #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Find the accounts whose read model is behind the event store and
+    /// repair them (what the scheduled reconciler does); says what it did.
+    Reconcile {
+        /// Check every account, not only those changed since the last pass.
+        #[arg(long)]
+        full: bool,
         /// The event store database.
         #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
         database_url: String,
@@ -80,7 +91,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve { embedded: false } => local_stack::serve().await,
         Command::Token { sub, admin, ttl } => token::run(&sub, admin, &ttl),
         Command::Migrate { database_url } => migrate::run(&database_url).await,
-        Command::RebuildProjections { fresh, database_url } => rebuild::run(&database_url, fresh).await,
+        Command::RebuildProjections { fresh, database_url } => rebuild::rebuild(&database_url, fresh).await,
+        Command::Reconcile { full, database_url } => rebuild::reconcile(&database_url, full).await,
         Command::Outbox { command } => outbox::run(command).await,
         Command::Dlq { command } => dlq::run(command).await,
     };

@@ -17,12 +17,42 @@ pub enum OutboxCommand {
         #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
+    /// Send rows published since a moment again: after the broker lost what
+    /// it had acknowledged (reset, storage deleted). Safe to repeat: the
+    /// projector skips what it has already applied.
+    Replay {
+        /// How far back: a duration like 30m, 2h or 1d, or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// The event store database.
+        #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
 }
 
 pub async fn run(command: OutboxCommand) -> anyhow::Result<()> {
     match command {
         OutboxCommand::Status { database_url } => status(&database_url).await,
+        OutboxCommand::Replay { since, database_url } => replay(&database_url, &since).await,
     }
+}
+
+async fn replay(database_url: &str, since: &str) -> anyhow::Result<()> {
+    let since = parse_since(since, Utc::now())?;
+    let store = store(database_url)?;
+    let replayed = store.replay_published(since).await.context("updating the outbox (is PostgreSQL up? scripts/services.sh starts it)")?;
+    println!("{replayed} rows published since {} are pending again; the outbox publisher sends them on its next run", since.to_rfc3339());
+    Ok(())
+}
+
+/// `30m`, `2h`, `1d` (before `now`) or an RFC 3339 time.
+fn parse_since(text: &str, now: chrono::DateTime<Utc>) -> anyhow::Result<chrono::DateTime<Utc>> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let ago = crate::token::parse_ttl(text)
+        .map_err(|_| anyhow::anyhow!("--since {text:?}: expected a duration like 30m, 2h or 1d, or an RFC 3339 time"))?;
+    Ok(now - chrono::Duration::from_std(ago)?)
 }
 
 async fn status(database_url: &str) -> anyhow::Result<()> {
@@ -57,6 +87,15 @@ fn human(age: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn since_is_a_duration_back_or_a_time() {
+        use chrono::TimeZone;
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 2, 12, 0, 0).unwrap();
+        assert_eq!(super::parse_since("2h", now).unwrap(), now - chrono::Duration::hours(2));
+        assert_eq!(super::parse_since("2026-01-01T00:00:00Z", now).unwrap(), chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        assert!(super::parse_since("yesterday", now).unwrap_err().to_string().contains("expected a duration"));
+    }
+
     #[test]
     fn ages_read_like_a_person_would_say_them() {
         use std::time::Duration;

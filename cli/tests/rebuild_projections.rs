@@ -1,5 +1,6 @@
-//! `ledgerline rebuild-projections` as an operator runs it: against a
-//! database of its own and DynamoDB tables of its own.
+//! `ledgerline rebuild-projections` and `ledgerline reconcile` as an
+//! operator runs them: against a database of its own and DynamoDB tables of
+//! its own.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::domain::{AccountCommand, Amount, OverdraftLimit, OwnerId, decide};
 use ledgerline_shared::event_store::{EventMetadata, PostgresEventStore, StoreSettings};
+use aws_sdk_dynamodb::types::AttributeValue;
 use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, create_tables, local_client};
 use ledgerline_shared::read_model::tables::TableNames;
@@ -24,8 +26,26 @@ fn dynamodb_endpoint() -> String {
     std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
 }
 
+/// `ledgerline ARGS` against `url` and `tables`; (success, stdout, stderr).
+fn ledgerline(args: &[&str], url: &str, tables: &TableNames) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("LEDGERLINE_ACCOUNTS_TABLE", &tables.accounts)
+        .env("LEDGERLINE_TRANSACTIONS_TABLE", &tables.transactions)
+        // No Redis here: the cache refresh fails, which is reported, not fatal.
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 #[tokio::test]
-async fn rebuild_projections_replays_the_log_into_the_tables() {
+async fn rebuild_projections_replays_the_log_into_the_tables_and_reconcile_repairs_a_stale_account() {
     let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
     tokio::spawn(connection);
     let name = format!("ledgerline_cli_{}", Uuid::new_v4().simple());
@@ -55,24 +75,53 @@ async fn rebuild_projections_replays_the_log_into_the_tables() {
     let client = local_client(&dynamodb_endpoint());
     create_tables(&client, &tables).await.unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
-        .args(["rebuild-projections", "--fresh"])
-        .env("DATABASE_URL", &url)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("LEDGERLINE_ACCOUNTS_TABLE", &tables.accounts)
-        .env("LEDGERLINE_TRANSACTIONS_TABLE", &tables.transactions)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("2 events applied"), "{}", String::from_utf8_lossy(&output.stdout));
+    let (ok, stdout, stderr) = ledgerline(&["rebuild-projections", "--fresh"], &url, &tables);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("rebuilt 1 accounts from 2 events: 1 written"), "{stdout}");
 
-    let model = DynamoReadModel::new(client, tables);
+    let model = DynamoReadModel::new(client, tables.clone());
     let view = model.account(account, true).await.unwrap().expect("the account was projected");
     assert_eq!((view.balance, view.version, view.owner_id.as_str()), (42, 2, "olga"));
+
+    // Made stale by hand (the account item put back to version 1), then
+    // `ledgerline reconcile` finds it, repairs it and says so.
+    let stale = ledgerline_shared::read_model::AccountView { version: 1, balance: 0, ..view.clone() };
+    model.client().put_item().table_name(&tables.accounts).set_item(Some(stale_item(&stale))).send().await.unwrap();
+    assert_eq!(model.account(account, true).await.unwrap().unwrap().version, 1);
+    let (ok, stdout, stderr) = ledgerline(&["reconcile"], &url, &tables);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 behind, 1 repaired with 1 events"), "{stdout}");
+    assert!(stdout.contains(&format!("repaired {account}")), "{stdout}");
+    assert_eq!(model.account(account, true).await.unwrap().unwrap(), view);
+    // Nothing left to do.
+    let (ok, stdout, _) = ledgerline(&["reconcile", "--full"], &url, &tables);
+    assert!(ok && stdout.contains("checked 1 accounts") && stdout.contains("nothing to repair"), "{stdout}");
     admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+}
+
+/// The DynamoDB item of an account view, written around the read model (as
+/// a fault would leave it).
+fn stale_item(view: &ledgerline_shared::read_model::AccountView) -> std::collections::HashMap<String, AttributeValue> {
+    let s = |v: String| AttributeValue::S(v);
+    let n = |v: String| AttributeValue::N(v);
+    std::collections::HashMap::from([
+        ("account_id".to_owned(), s(view.account_id.to_string())),
+        ("owner_id".to_owned(), s(view.owner_id.clone())),
+        ("currency".to_owned(), s(view.currency.clone())),
+        ("balance".to_owned(), n(view.balance.to_string())),
+        ("overdraft_limit".to_owned(), n(view.overdraft_limit.to_string())),
+        ("status".to_owned(), s(view.status.clone())),
+        ("version".to_owned(), n(view.version.to_string())),
+        ("updated_at".to_owned(), s(view.updated_at.to_rfc3339())),
+    ])
+}
+
+#[test]
+fn reconcile_without_a_database_fails_clearly() {
+    let tables = TableNames::prefixed("nowhere");
+    let (ok, _, stderr) = ledgerline(&["reconcile"], "postgres://postgres:postgres@127.0.0.1:1/nowhere", &tables);
+    assert!(!ok);
+    assert!(stderr.contains("reconciling the read models"), "{stderr}");
 }
 
 #[test]

@@ -69,6 +69,17 @@ impl WriteSettings {
     }
 }
 
+impl crate::reconcile::ReconcileSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            overlap: Duration::from_millis(parse("LEDGERLINE_RECONCILE_OVERLAP_MS", defaults.overlap.as_millis() as u64, |_: &u64| true)?),
+            sweep_page: parse("LEDGERLINE_RECONCILE_SWEEP_PAGE", defaults.sweep_page, |n: &usize| (1..=100_000).contains(n))?,
+            ..defaults
+        })
+    }
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

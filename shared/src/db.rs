@@ -4,6 +4,15 @@
 //! request; connections are opened lazily, so a cold start does not pay for
 //! them until the first request.
 //!
+//! Every session gets limits, so no statement, lock wait or forgotten
+//! transaction can hold rows (and so other requests, and reconciliation's
+//! view of what committed when) for long: [`SESSION_LIMITS`].
+//!
+//! A connection unused for a while (a Lambda container frozen between
+//! invocations, a NAT that dropped the flow) is checked before it is handed
+//! out and replaced when it does not answer, instead of failing the request
+//! with a 503: [`VERIFY_IDLE_AFTER`].
+//!
 //! TLS follows the URL: `sslmode=require` encrypts and verifies the server's
 //! certificate and host name (rustls) against the system's roots plus
 //! `LEDGERLINE_DB_CA_FILE` (for RDS: Amazon's RDS CA bundle, which is not in
@@ -12,8 +21,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use thiserror::Error;
@@ -33,6 +43,21 @@ pub enum PoolSetupError {
     Tls(String),
 }
 
+/// Server settings for every session (PostgreSQL `-c` options). A
+/// statement or a lock wait longer than these is an error (a transient one:
+/// the command API answers 503 and the client retries); a transaction left
+/// idle is rolled back. The outbox publisher raises the idle limit for its
+/// own batches (`SET LOCAL`). Options already in the URL come after these,
+/// so they win.
+pub const SESSION_LIMITS: &str = "-c statement_timeout=15000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=15000";
+
+/// A pooled connection unused this long is checked with an empty query
+/// before it is handed out.
+pub const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(30);
+
+/// How long that check may take before the connection is replaced.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A pool for `settings`.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
     let mut config: tokio_postgres::Config = settings.url.parse()?;
@@ -40,6 +65,11 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
     if config.get_application_name().is_none() {
         config.application_name("ledgerline");
     }
+    let options = match config.get_options() {
+        Some(own) => format!("{SESSION_LIMITS} {own}"),
+        None => SESSION_LIMITS.to_owned(),
+    };
+    config.options(&options);
     // Fast recycling skips a test query per checkout; a broken connection
     // surfaces as an error on use and is mapped to 503 / retried.
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
@@ -53,6 +83,20 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(settings.connect_timeout))
         .create_timeout(Some(settings.connect_timeout))
+        .pre_recycle(Hook::async_fn(|client, metrics| {
+            Box::pin(async move {
+                if metrics.last_used() < VERIFY_IDLE_AFTER {
+                    return Ok(());
+                }
+                // A failed check drops this connection; the pool hands out
+                // another or opens a new one.
+                match tokio::time::timeout(VERIFY_TIMEOUT, client.simple_query("")).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(HookError::Backend(error)),
+                    Err(_) => Err(HookError::message("an idle connection did not answer its check")),
+                }
+            })
+        }))
         .build()?;
     Ok(pool)
 }

@@ -7,6 +7,8 @@
 //!   what the domain decided.
 //! - [`outbox`]: the publishing side of the transactional outbox (claim
 //!   under a lock, record outcomes, prune), for both stores.
+//! - [`read_model`]: what the projector writes and the query API reads
+//!   (DynamoDB and in-memory); [`reconcile`] repairs it from the event store.
 //! - [`idempotency`]: `Idempotency-Key` validation and request hashing.
 //! - [`config`], [`db`], [`migrate`], [`telemetry`]: settings from the
 //!   environment, the connection pool, schema migrations, JSON logs.
@@ -16,6 +18,7 @@ pub mod accounts;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod domain;
 pub mod event_store;
 #[cfg(feature = "http")]
@@ -24,5 +27,6 @@ pub mod idempotency;
 pub mod migrate;
 pub mod outbox;
 pub mod read_model;
+pub mod reconcile;
 pub mod resilience;
 pub mod telemetry;

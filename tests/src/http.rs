@@ -48,6 +48,19 @@ impl HttpClient {
     /// Sends one request; `headers` are extra (name, value) pairs. Panics
     /// on transport errors and timeouts: the scenario cannot go on.
     pub async fn send(&self, method: Method, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<&Value>) -> Answer {
+        self.try_send(method.clone(), path, token, headers, body).await.unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    /// Like [`Self::send`], but a transport error or a timeout is an `Err`
+    /// (a client under faults retries those).
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
         let mut request = Request::builder().method(method.clone()).uri(format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -63,14 +76,20 @@ impl HttpClient {
             None => Bytes::new(),
         };
         let request = request.body(Full::new(bytes)).expect("a valid request");
-        let response = tokio::time::timeout(self.timeout, self.client.request(request))
-            .await
-            .unwrap_or_else(|_| panic!("{method} {path}: no answer within {:?}", self.timeout))
-            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap_or_else(|error| panic!("{method} {path}: body: {error}")).to_bytes();
-        Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|error| error.to_string())?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.into_body().collect().await.map_err(|error| format!("body: {error}"))?.to_bytes();
+            Ok(Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+        };
+        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {:?}", self.timeout))?
+    }
+
+    /// The same client with another time limit per request.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {

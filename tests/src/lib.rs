@@ -5,8 +5,11 @@
 //! - [`gateway_event`]: API Gateway v2 events for tests that call a router directly.
 //! - [`http`]: the small HTTP client it speaks through.
 //! - [`process`]: running the real `ledgerline` binary from these tests.
+//! - [`stack`]: the full local stack (`ledgerline serve`) with servers of
+//!   the test's own to stop, pause and restart.
 
 pub mod gateway_event;
 pub mod http;
 pub mod process;
 pub mod scenario;
+pub mod stack;

@@ -108,6 +108,11 @@ impl Served {
         }
     }
 
+    /// The process id of `ledgerline serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -19,159 +19,16 @@
 //! invocation of each function compiles it under cargo lambda watch, which
 //! can take minutes: deadlines here are generous.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hyper::StatusCode;
 use ledgerline_tests::http::HttpClient;
-use ledgerline_tests::process::{Served, ledgerline_binary};
+use ledgerline_tests::process::Served;
 use ledgerline_tests::scenario;
+use ledgerline_tests::stack::{Own, Stack, drop_database, wait_port};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port()
-}
-
-async fn wait_port(port: u16, up: bool, what: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() != up {
-        assert!(Instant::now() < deadline, "{what} on port {port} did not {} within {limit:?}", if up { "listen" } else { "stop" });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn on_path(name: &str, fallback: PathBuf) -> PathBuf {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file())).unwrap_or(fallback)
-}
-
-/// A server process of the test's own (tansu or redis-server) that can be
-/// stopped and started again on the same port and data directory.
-struct OwnServer {
-    name: &'static str,
-    port: u16,
-    dir: PathBuf,
-    command: Box<dyn Fn(u16) -> Command + Send>,
-    child: Option<Child>,
-}
-
-impl OwnServer {
-    async fn start(name: &'static str, command: Box<dyn Fn(u16) -> Command + Send>) -> Self {
-        let dir = std::env::temp_dir().join(format!("ledgerline-e2e-{name}-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { name, port: free_port(), dir, command, child: None };
-        server.restart().await;
-        server
-    }
-
-    async fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let log = std::fs::File::options().create(true).append(true).open(self.dir.join("log")).unwrap();
-        let child = (self.command)(self.port)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {} ({e}); scripts/services.sh installs it", self.name));
-        self.child = Some(child);
-        wait_port(self.port, true, self.name, Duration::from_secs(30)).await;
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        wait_port(self.port, false, self.name, Duration::from_secs(30)).await;
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn own_tansu() -> OwnServer {
-    let binary = on_path("tansu", PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu"));
-    OwnServer::start(
-        "tansu",
-        Box::new(move |port| {
-            let url = format!("tcp://127.0.0.1:{port}");
-            let mut command = Command::new(&binary);
-            // SQLite storage (relative path: tansu refuses an absolute one) keeps
-            // records and committed offsets across the restart.
-            command.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"]);
-            command
-        }),
-    )
-    .await
-}
-
-async fn own_redis() -> OwnServer {
-    let binary = on_path("redis-server", PathBuf::from("/usr/bin/redis-server"));
-    OwnServer::start(
-        "redis-server",
-        Box::new(move |port| {
-            let mut command = Command::new(&binary);
-            command.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]);
-            command
-        }),
-    )
-    .await
-}
-
-/// A fresh, empty database (the publisher claims every pending row of its
-/// database, so the stack must not share one).
-async fn fresh_database() -> String {
-    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
-    let server = url.rsplit_once('/').unwrap().0.to_owned();
-    let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL ({e}); start the services with scripts/services.sh"));
-    tokio::spawn(connection);
-    let name = format!("ledgerline_e2e_{}", Uuid::new_v4().simple());
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    format!("{server}/{name}")
-}
-
-/// Drops a database made by [`fresh_database`] (after the stack stopped).
-async fn drop_database(url: &str) {
-    let (server, name) = url.rsplit_once('/').unwrap();
-    let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
-}
-
-/// Invokes a function through cargo lambda watch's Invoke API, waiting as
-/// long as its first compilation takes; returns the HTTP status.
-async fn invoke(lambda_port: u16, function: &str, event: &Value) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", lambda_port)).await.expect("the Invoke API");
-    let body = serde_json::to_vec(event).unwrap();
-    let head = format!(
-        "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(1200), stream.read_to_end(&mut answer))
-        .await
-        .expect("compiled and answered within 20 minutes")
-        .unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, text)
-}
 
 /// `GET /accounts/{id}?min_version=` until 200, within `limit`.
 async fn read_at(http: &HttpClient, token: &str, id: &str, version: u64, limit: Duration) -> Value {
@@ -248,70 +105,9 @@ async fn output_line(served: &Served, seen: &mut Vec<String>, needles: &[&str], 
     }
 }
 
-/// `ledgerline serve` on free ports with a broker, a Redis, a database and
-/// tables of its own, every function started (compiled if need be).
-struct Stack {
-    served: Served,
-    broker: OwnServer,
-    redis: OwnServer,
-    binary: PathBuf,
-    secret: String,
-    lambda_port: u16,
-    failures: PathBuf,
-    database_url: String,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let binary = ledgerline_binary();
-        let broker = own_tansu().await;
-        let redis = own_redis().await;
-        let database_url = fresh_database().await;
-        let run = Uuid::new_v4().simple().to_string();
-        let secret = Uuid::new_v4().to_string();
-        let lambda_port = free_port();
-        let failures = std::env::temp_dir().join(format!("ledgerline-e2e-failures-{run}.jsonl"));
-        let brokers = format!("127.0.0.1:{}", broker.port);
-        let redis_url = format!("redis://127.0.0.1:{}", redis.port);
-        let (accounts_table, transactions_table) = (format!("e2e{run}-accounts"), format!("e2e{run}-transactions"));
-        let env = [
-            ("LEDGERLINE_HTTP_ADDR", "127.0.0.1:0"),
-            ("LEDGERLINE_JWT_SECRET", secret.as_str()),
-            ("LEDGERLINE_LAMBDA_PORT", &lambda_port.to_string()),
-            ("DATABASE_URL", &database_url),
-            ("LEDGERLINE_KAFKA_BROKERS", &brokers),
-            ("REDIS_URL", &redis_url),
-            ("LEDGERLINE_ACCOUNTS_TABLE", &accounts_table),
-            ("LEDGERLINE_TRANSACTIONS_TABLE", &transactions_table),
-            ("LEDGERLINE_PROJECTOR_FAILURES_FILE", failures.to_str().unwrap()),
-            // Quick retries after the broker comes back.
-            ("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", "200"),
-            ("LEDGERLINE_OUTBOX_BACKOFF_MAX_MS", "2000"),
-            ("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", "5000"),
-            ("RUST_LOG", "warn"),
-        ]
-        .map(|(k, v)| (k, v.to_owned()));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let served = Served::start(&binary, &["serve"], &env, Duration::from_secs(120));
-
-        // Compile (if need be) and start each function before the scenario's
-        // 30-second HTTP timeouts apply.
-        for function in ["command-api", "query-api", "projector", "outbox-publisher"] {
-            let event = match function {
-                "projector" => json!({"eventSource": "SelfManagedKafka", "bootstrapServers": brokers, "records": {}}),
-                "outbox-publisher" => serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap(),
-                _ => serde_json::from_str(include_str!("../../events/query-api/get-account.json")).unwrap(),
-            };
-            let (status, answer) = invoke(lambda_port, function, &event).await;
-            assert_eq!(status, 200, "{function} under cargo lambda watch: {answer}");
-        }
-        Stack { served, broker, redis, binary, secret, lambda_port, failures, database_url }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_through_the_real_functions_and_takes_them_down_when_it_dies() {
-    let stack = Stack::start().await;
+    let stack = Stack::start(Own::default(), &[]).await;
     let minter = scenario::binary_minter(&stack.binary, &stack.secret);
     let http = HttpClient::new(&stack.served.base_url);
     let token = minter.mint("carol", false);
@@ -337,7 +133,7 @@ async fn serve_answers_through_the_real_functions_and_takes_them_down_when_it_di
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_stack_passes_the_scenario_and_survives_broker_and_redis_restarts() {
-    let Stack { served, mut broker, mut redis, binary, secret, failures, database_url, .. } = Stack::start().await;
+    let Stack { served, mut broker, mut redis, binary, secret, failures, database_url, .. } = Stack::start(Own::default(), &[]).await;
     let mut served = served;
 
     // 1. The scenario, over HTTP, through the gateway and the real functions.

@@ -288,8 +288,18 @@ mod tests {
         ) -> Result<ledgerline_shared::read_model::TransactionPage, ledgerline_shared::read_model::ReadModelError> {
             Ok(ledgerline_shared::read_model::TransactionPage { items: vec![], next_before_version: None })
         }
-        async fn clear(&self) -> Result<(), ledgerline_shared::read_model::ReadModelError> {
-            Ok(())
+        async fn accounts(
+            &self,
+            _: &[uuid::Uuid],
+        ) -> Result<Vec<ledgerline_shared::read_model::AccountView>, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn replace(
+            &self,
+            _: &ledgerline_shared::read_model::AccountView,
+            _: &[ledgerline_shared::read_model::TransactionView],
+        ) -> Result<bool, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::http::Request;
-use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, TransactionPage};
+use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, TransactionPage, TransactionView};
 use outbox_publisher::{Record, RecordSink};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -51,8 +51,12 @@ impl ReadModelStore for Flaky {
         self.inner.transactions(account_id, limit, before_version, consistent).await
     }
 
-    async fn clear(&self) -> Result<(), ReadModelError> {
-        self.inner.clear().await
+    async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
+        self.inner.accounts(ids).await
+    }
+
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
+        self.inner.replace(view, rows).await
     }
 }
 

@@ -11,6 +11,8 @@
 //! and the Lambda runtime use it): plain HTTP/1 to 127.0.0.1, no TLS, no
 //! extra crates.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -25,6 +27,7 @@ use serde_json::Value;
 #[cfg(test)]
 use serde_json::json;
 
+use super::template::FunctionLimits;
 use crate::gateway::{Backend, Function};
 
 /// Invokes functions through a Lambda Invoke API endpoint.
@@ -32,16 +35,46 @@ use crate::gateway::{Backend, Function};
 pub struct LambdaInvoker {
     endpoint: String,
     client: Client<HttpConnector, Full<Bytes>>,
-    timeout: Duration,
+    /// Until a function has answered once (it may still be compiling).
+    first_timeout: Duration,
+    /// After that, each function's `Timeout` from template.yaml, as in AWS.
+    limits: Option<Arc<FunctionLimits>>,
+    answered: Arc<Mutex<HashSet<String>>>,
 }
 
 impl LambdaInvoker {
-    /// `endpoint` is like `http://127.0.0.1:9000`. `timeout` bounds one
+    /// `endpoint` is like `http://127.0.0.1:9000`. `timeout` bounds every
     /// invocation; under `cargo lambda watch` the first invocation of a
     /// function also compiles it, which takes minutes on a small machine.
     pub fn new(endpoint: impl Into<String>, timeout: Duration) -> Self {
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        Self { endpoint: endpoint.into().trim_end_matches('/').to_owned(), client, timeout }
+        Self {
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            client,
+            first_timeout: timeout,
+            limits: None,
+            answered: Arc::default(),
+        }
+    }
+
+    /// Bounds every invocation after a function's first answer by its
+    /// `Timeout` in `limits`: a function process that died mid-invocation
+    /// (or hangs) then fails the invocation in that time, as in AWS,
+    /// instead of holding the schedule or the event source for the long
+    /// first-compilation allowance.
+    pub fn with_limits(mut self, limits: FunctionLimits) -> Self {
+        self.limits = Some(Arc::new(limits));
+        self
+    }
+
+    fn timeout_for(&self, function: &str) -> Duration {
+        match &self.limits {
+            Some(limits) if self.answered.lock().unwrap_or_else(|p| p.into_inner()).contains(function) => {
+                // A little slack for the Invoke API's own hop.
+                limits.timeout(function) + Duration::from_secs(1)
+            }
+            _ => self.first_timeout,
+        }
     }
 
     /// Sends `payload` to `function` and returns what the function returned.
@@ -61,9 +94,11 @@ impl LambdaInvoker {
             let body = response.into_body().collect().await.with_context(|| format!("reading the answer of {uri}"))?.to_bytes();
             anyhow::Ok((status, function_error, body))
         };
-        let (status, function_error, body) = tokio::time::timeout(self.timeout, exchange)
+        let timeout = self.timeout_for(function);
+        let (status, function_error, body) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| anyhow!("{function} did not answer within {:?}", self.timeout))??;
+            .map_err(|_| anyhow!("{function} did not answer within {timeout:?}"))??;
+        self.answered.lock().unwrap_or_else(|p| p.into_inner()).insert(function.to_owned());
         let text = String::from_utf8_lossy(&body);
         if !status.is_success() {
             bail!("{function} failed (HTTP {status}): {}", truncate(&text));
@@ -195,6 +230,26 @@ pub(crate) mod tests {
         .await;
         let error = LambdaInvoker::new(endpoint, Duration::from_millis(100)).invoke("projector", &json!({})).await.unwrap_err();
         assert!(error.to_string().contains("did not answer within"), "{error}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_its_first_answer_a_function_is_bounded_by_its_template_timeout() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let endpoint = fake_invoke_api(move |_, _| {
+            // The first answer is slow (compiling), later ones hang like a dead process.
+            let delay = if counter.fetch_add(1, Ordering::SeqCst) == 0 { 300 } else { 5_000 };
+            std::thread::sleep(Duration::from_millis(delay));
+            (StatusCode::OK, HeaderMap::new(), "{}".into())
+        })
+        .await;
+        let template = "Resources:\n  F:\n    Metadata:\n      BuildProperties:\n        Binary: slow\n    Properties:\n      Timeout: 1\n";
+        let invoker = LambdaInvoker::new(endpoint, Duration::from_secs(10)).with_limits(FunctionLimits::from_template(template));
+        invoker.invoke("slow", &json!({})).await.expect("the first invocation may take the long allowance");
+        let started = tokio::time::Instant::now();
+        let error = invoker.invoke("slow", &json!({})).await.unwrap_err();
+        assert!(error.to_string().contains("did not answer within 2s"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(4), "failed at the template's Timeout, not the long allowance");
     }
 
     #[test]

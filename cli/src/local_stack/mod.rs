@@ -13,12 +13,14 @@
 //! | --- | --- |
 //! | [`invoke`] | the Invoke API client and the gateway's backend |
 //! | [`watch`] | the `cargo lambda watch` child and its process group |
-//! | [`scheduler`] | the outbox publisher every `LEDGERLINE_OUTBOX_INTERVAL_MS` |
+//! | [`scheduler`] | the outbox publisher and the reconciler on their intervals |
 //! | [`event_source`] | the projector's Kafka event source mapping |
+//! | [`template`] | each function's `Timeout` and the event source's retries, from template.yaml |
 
 pub mod event_source;
 pub mod invoke;
 pub mod scheduler;
+pub mod template;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -63,7 +65,10 @@ pub struct StackSettings {
     pub invoke_timeout: Duration,
     /// `LEDGERLINE_OUTBOX_INTERVAL_MS` (1000).
     pub outbox_interval: Duration,
-    /// `LEDGERLINE_PROJECTOR_MAX_RETRIES` (3) and `LEDGERLINE_PROJECTOR_FAILURES_FILE`.
+    /// `LEDGERLINE_RECONCILE_INTERVAL_MS` (10000).
+    pub reconcile_interval: Duration,
+    /// `LEDGERLINE_PROJECTOR_MAX_RETRIES` (the template's `MaximumRetryAttempts`)
+    /// and `LEDGERLINE_PROJECTOR_FAILURES_FILE`.
     pub projector_max_retries: u32,
     pub failure_file: PathBuf,
 }
@@ -72,7 +77,7 @@ impl StackSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         let repo = repo_dir();
         let port = var("LEDGERLINE_LAMBDA_PORT", "9000");
-        let retries = var("LEDGERLINE_PROJECTOR_MAX_RETRIES", "3");
+        let retries = var("LEDGERLINE_PROJECTOR_MAX_RETRIES", &template::FunctionLimits::built_in().projector_max_retries.to_string());
         Ok(Self {
             database_url: var("DATABASE_URL", ledgerline_shared::config::DEFAULT_DATABASE_URL),
             redis_url: var("REDIS_URL", "redis://127.0.0.1:6379"),
@@ -83,6 +88,7 @@ impl StackSettings {
             lambda_port: port.parse().with_context(|| format!("LEDGERLINE_LAMBDA_PORT={port} is not a port"))?,
             invoke_timeout: millis("LEDGERLINE_INVOKE_TIMEOUT_MS", 900_000)?,
             outbox_interval: millis("LEDGERLINE_OUTBOX_INTERVAL_MS", 1_000)?,
+            reconcile_interval: millis("LEDGERLINE_RECONCILE_INTERVAL_MS", 10_000)?,
             projector_max_retries: retries.parse().with_context(|| format!("LEDGERLINE_PROJECTOR_MAX_RETRIES={retries}"))?,
             failure_file: std::env::var_os("LEDGERLINE_PROJECTOR_FAILURES_FILE")
                 .map(PathBuf::from)
@@ -184,7 +190,8 @@ pub async fn serve() -> anyhow::Result<()> {
         child.stop(Duration::from_secs(5)).await;
         return Err(error);
     }
-    let invoker = LambdaInvoker::new(format!("http://127.0.0.1:{}", settings.lambda_port), settings.invoke_timeout);
+    let invoker = LambdaInvoker::new(format!("http://127.0.0.1:{}", settings.lambda_port), settings.invoke_timeout)
+        .with_limits(template::FunctionLimits::built_in());
     let mapping = MappingSettings {
         max_retries: settings.projector_max_retries,
         ..MappingSettings::local(&settings.brokers, &settings.events_topic, settings.failure_file.clone())
@@ -195,7 +202,8 @@ pub async fn serve() -> anyhow::Result<()> {
     let mut http = tokio::spawn(gateway::serve(listener, gateway::auth::TokenVerifier::new(&secret), backend, async {
         let _ = gateway_stopped.await;
     }));
-    let scheduler = tokio::spawn(scheduler::run(invoker.clone(), settings.outbox_interval));
+    let publisher = tokio::spawn(scheduler::run(invoker.clone(), scheduler::OUTBOX_PUBLISHER, settings.outbox_interval));
+    let reconciler = tokio::spawn(scheduler::run(invoker.clone(), scheduler::RECONCILER, settings.reconcile_interval));
     let mut projector = tokio::spawn(event_source::run(mapping, invoker));
     // The banner tests wait for (tests/src/process.rs), with the real port
     // when LEDGERLINE_HTTP_ADDR asks for port 0.
@@ -214,7 +222,8 @@ pub async fn serve() -> anyhow::Result<()> {
     };
     eprintln!("ledgerline serve: stopping");
     let _ = stop_gateway.send(());
-    scheduler.abort();
+    publisher.abort();
+    reconciler.abort();
     projector.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
     child.stop(Duration::from_secs(5)).await;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use command_api::CommandSettings;
 use ledgerline_shared::event_store::{
-    AppendBatch, AppendOutcome, EventStore, InMemoryEventStore, OutboxMessage, RecordedEvent, Snapshot, StoreError, StoreSettings,
+    AppendBatch, HeadQuery, StreamHead, AppendOutcome, EventStore, InMemoryEventStore, OutboxMessage, RecordedEvent, Snapshot, StoreError, StoreSettings,
 };
 use ledgerline_shared::idempotency::IdempotencyRecord;
 use serde_json::json;
@@ -417,6 +417,12 @@ impl EventStore for AlwaysConflicting {
     }
     async fn outbox_for_stream(&self, id: Uuid) -> Result<Vec<OutboxMessage>, StoreError> {
         self.inner.outbox_for_stream(id).await
+    }
+    async fn stream_heads(&self, query: HeadQuery) -> Result<Vec<StreamHead>, StoreError> {
+        self.inner.stream_heads(query).await
+    }
+    async fn stream_count(&self, upto: Option<Uuid>) -> Result<u64, StoreError> {
+        self.inner.stream_count(upto).await
     }
 }
 

@@ -5,15 +5,16 @@
 //! `KafkaEvent`; the answer lists the records to retry ([`batch`]). Records
 //! are decoded ([`decode`]), poison goes to the dead-letter topic
 //! ([`dead_letter`]), events are applied with version-conditional writes and
-//! gaps are filled from the event store ([`projector`]). [`rebuild`] replays
-//! the whole event log into empty tables.
+//! gaps are filled from the event store ([`projector`]). Repairing and
+//! rebuilding the read model from the event store is
+//! `ledgerline_shared::reconcile`, shared with the reconciler function and
+//! the CLI.
 
 pub mod batch;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
 pub mod projector;
-pub mod rebuild;
 
 pub use batch::KafkaBatchResponse;
 pub use projector::{BatchSummary, Projector};

@@ -27,6 +27,7 @@ use ledgerline_shared::accounts::codec::EventCodec;
 use ledgerline_shared::cache::AccountCache;
 use ledgerline_shared::event_store::EventStore;
 use ledgerline_shared::read_model::{ApplyOutcome, ReadModelError, ReadModelStore, change_for};
+use ledgerline_shared::reconcile::{ReconcileError, catch_up};
 use serde::Serialize;
 use thiserror::Error;
 use uuid::Uuid;
@@ -159,21 +160,16 @@ impl Projector {
         Ok(())
     }
 
-    /// Applies versions `stored + 1 .. before` of one account from the event store.
+    /// Applies versions `stored + 1 .. before` of one account from the event
+    /// store (the same catch-up reconciliation uses).
     async fn fill_gap(&self, account_id: Uuid, stored: u64, before: u64, summary: &mut BatchSummary) -> Result<(), RecordError> {
         let unfilled = |reason: String| RecordError::UnfilledGap { account_id, version: before, reason };
         let store = self.event_store.as_ref().ok_or_else(|| unfilled("no event store to fill it from".into()))?;
-        let missing = store.read_stream(account_id, stored).await.map_err(|e| unfilled(e.to_string()))?;
-        for recorded in missing.iter().take_while(|e| e.version < before) {
-            let event = self
-                .codec
-                .decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
-                .map_err(|e| unfilled(e.to_string()))?;
-            let outcome = self.read_model.apply(&change_for(account_id, recorded.version, &event)).await?;
-            if outcome == ApplyOutcome::Applied {
-                summary.gap_events_filled += 1;
-            }
-        }
+        let filled = catch_up(store.as_ref(), self.read_model.as_ref(), account_id, stored, Some(before)).await.map_err(|e| match e {
+            ReconcileError::ReadModel(e) => RecordError::ReadModel(e),
+            other => unfilled(other.to_string()),
+        })?;
+        summary.gap_events_filled += filled;
         tracing::info!(%account_id, from = stored + 1, to = before - 1, "filled a gap from the event store");
         Ok(())
     }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, local_client};
 use ledgerline_shared::read_model::memory::InMemoryReadModel;
 use ledgerline_shared::read_model::tables::TableNames;
-use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionPage};
+use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionPage, TransactionView};
 use ledgerline_shared::resilience::{BreakerSettings, BreakerState};
 use query_api::QuerySettings;
 use serde_json::Value;
@@ -196,8 +196,12 @@ impl ReadModelStore for Flaky {
         self.check().await?;
         self.inner.transactions(account_id, limit, before_version, consistent).await
     }
-    async fn clear(&self) -> Result<(), ReadModelError> {
-        self.inner.clear().await
+    async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
+        self.check().await?;
+        self.inner.accounts(ids).await
+    }
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
+        self.inner.replace(view, rows).await
     }
 }
 

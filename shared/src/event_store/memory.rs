@@ -11,8 +11,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings, StreamVersion,
-    outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, EventStore, HeadQuery, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings,
+    StreamHead, StreamVersion, outbox_messages, validate_batch,
 };
 use crate::idempotency::IdempotencyRecord;
 use crate::outbox::MemoryOutboxState;
@@ -212,5 +212,35 @@ impl EventStore for InMemoryEventStore {
 
     async fn outbox_for_stream(&self, stream_id: Uuid) -> Result<Vec<OutboxMessage>, StoreError> {
         Ok(self.lock().outbox.iter().filter(|m| m.stream_id == stream_id).cloned().collect())
+    }
+
+    async fn stream_heads(&self, query: HeadQuery) -> Result<Vec<StreamHead>, StoreError> {
+        let inner = self.lock();
+        let mut heads: Vec<StreamHead> = inner
+            .streams
+            .iter()
+            .filter_map(|(&stream_id, indexes)| {
+                let last = &inner.log[*indexes.last()?];
+                Some(StreamHead { stream_id, version: indexes.len() as u64, updated_at: last.metadata.recorded_at })
+            })
+            .collect();
+        Ok(match query {
+            HeadQuery::ChangedSince { since, after, limit } => {
+                heads.retain(|h| h.updated_at >= since && after.is_none_or(|a| (h.updated_at, h.stream_id) > a));
+                heads.sort_by_key(|h| (h.updated_at, h.stream_id));
+                heads.truncate(limit);
+                heads
+            }
+            HeadQuery::ById { after, limit } => {
+                heads.retain(|h| after.is_none_or(|a| h.stream_id > a));
+                heads.sort_by_key(|h| h.stream_id);
+                heads.truncate(limit);
+                heads
+            }
+        })
+    }
+
+    async fn stream_count(&self, upto: Option<Uuid>) -> Result<u64, StoreError> {
+        Ok(self.lock().streams.keys().filter(|id| upto.is_none_or(|u| **id <= u)).count() as u64)
     }
 }

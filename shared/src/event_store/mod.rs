@@ -103,6 +103,27 @@ impl RecordedEvent {
     }
 }
 
+/// A stream's current version and when it last changed: what reconciliation
+/// compares the read model against (see `crate::reconcile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHead {
+    pub stream_id: Uuid,
+    pub version: u64,
+    /// When the stream's last append began (PostgreSQL's `now()`: the start
+    /// of that transaction, which may commit a little later).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which stream heads to list, a page at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadQuery {
+    /// Streams changed at or after `since`, oldest change first; `after` is
+    /// the last (updated_at, stream_id) of the previous page.
+    ChangedSince { since: DateTime<Utc>, after: Option<(DateTime<Utc>, Uuid)>, limit: usize },
+    /// Every stream in id order, after `after`: a full sweep.
+    ById { after: Option<Uuid>, limit: usize },
+}
+
 /// A stream's state at a version, so loading need not replay from the start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSnapshot {
@@ -216,6 +237,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// The outbox rows of one stream, in outbox order (for operators and tests;
     /// the outbox publisher has its own claiming query).
     async fn outbox_for_stream(&self, stream_id: Uuid) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// A page of stream heads (see [`HeadQuery`]).
+    async fn stream_heads(&self, query: HeadQuery) -> Result<Vec<StreamHead>, StoreError>;
+
+    /// How many streams there are (with `upto`: with an id up to it), for
+    /// a rebuild's progress bar.
+    async fn stream_count(&self, upto: Option<Uuid>) -> Result<u64, StoreError>;
 }
 
 /// Checks what can be checked without the database, identically for both

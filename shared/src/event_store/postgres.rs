@@ -18,8 +18,8 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, EventMetadata, EventStore, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings,
-    StreamAppend, StreamVersion, outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, EventMetadata, EventStore, HeadQuery, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError,
+    StoreSettings, StreamAppend, StreamHead, StreamVersion, outbox_messages, validate_batch,
 };
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 
@@ -384,6 +384,55 @@ impl EventStore for PostgresEventStore {
             })
             .collect()
     }
+
+    async fn stream_heads(&self, query: HeadQuery) -> Result<Vec<StreamHead>, StoreError> {
+        let client = self.client().await?;
+        // Both walk an index (`streams_updated_at_idx`, the primary key) with
+        // a row-value bound, so a page costs its own size however long the table.
+        let rows = match query {
+            HeadQuery::ChangedSince { since, after, limit } => {
+                // The first page starts after (since - 1 µs, the largest id): at `since`.
+                let just_before = since.checked_sub_signed(chrono::Duration::microseconds(1)).unwrap_or(since);
+                let (after_at, after_id) = after.unwrap_or((just_before, Uuid::max()));
+                let statement = client
+                    .prepare_cached(
+                        "SELECT stream_id, version, updated_at FROM streams \
+                         WHERE (updated_at, stream_id) > ($1, $2) ORDER BY updated_at, stream_id LIMIT $3",
+                    )
+                    .await
+                    .map_err(map_pg_error)?;
+                client.query(&statement, &[&after_at, &after_id, &limit_param(limit)]).await
+            }
+            HeadQuery::ById { after, limit } => {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT stream_id, version, updated_at FROM streams WHERE stream_id > $1 ORDER BY stream_id LIMIT $2",
+                    )
+                    .await
+                    .map_err(map_pg_error)?;
+                client.query(&statement, &[&after.unwrap_or(Uuid::nil()), &limit_param(limit)]).await
+            }
+        }
+        .map_err(map_pg_error)?;
+        Ok(rows.iter().map(row_to_head).collect())
+    }
+
+    async fn stream_count(&self, upto: Option<Uuid>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM streams WHERE stream_id <= $1", &[&upto.unwrap_or(Uuid::max())])
+            .await
+            .map_err(map_pg_error)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+fn limit_param(limit: usize) -> i64 {
+    limit.min(i64::MAX as usize) as i64
+}
+
+fn row_to_head(row: &Row) -> StreamHead {
+    StreamHead { stream_id: row.get(0), version: row.get::<_, i64>(1) as u64, updated_at: row.get(2) }
 }
 
 fn map_pool_error(error: PoolError) -> StoreError {
@@ -398,7 +447,10 @@ fn map_pool_error(error: PoolError) -> StoreError {
 pub(crate) fn map_pg_error(error: tokio_postgres::Error) -> StoreError {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
-        return if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") {
+        // 55P03 and 57014: a lock wait or a statement ran past the session
+        // limits (crate::db::SESSION_LIMITS): busy, not broken; retry later.
+        let over_limit = code == SqlState::LOCK_NOT_AVAILABLE.code() || code == SqlState::QUERY_CANCELED.code();
+        return if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || over_limit {
             StoreError::Unavailable(format!("{code}: {}", db.message()))
         } else if code == SqlState::T_R_SERIALIZATION_FAILURE.code() || code == SqlState::T_R_DEADLOCK_DETECTED.code() {
             StoreError::Transient(format!("{code}: {}", db.message()))

@@ -140,6 +140,24 @@ impl OutboxStore for InMemoryEventStore {
         }))
     }
 
+    async fn replay_published(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        Ok(self.with_outbox(|rows, state| {
+            let mut replayed = 0;
+            for row in rows.iter_mut().filter(|r| r.status == OutboxStatus::Published) {
+                if state.published_at.get(&row.id).is_some_and(|at| *at >= since) {
+                    state.published_at.remove(&row.id);
+                    row.status = OutboxStatus::Pending;
+                    row.attempts = 0;
+                    row.next_attempt_at = now;
+                    row.last_error = Some("replayed".into());
+                    replayed += 1;
+                }
+            }
+            replayed
+        }))
+    }
+
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         let now = Utc::now();
         Ok(self.with_outbox(|rows, _| {

@@ -106,6 +106,12 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// again: the operator's redrive after fixing the cause. `stream_id`
     /// limits it to one account. Returns how many rows were revived.
     async fn revive_dead(&self, stream_id: Option<uuid::Uuid>) -> Result<u64, StoreError>;
+
+    /// Puts rows published at or after `since` back to `pending`, due now,
+    /// so they are sent again: after a broker lost what it had acknowledged
+    /// (reset, or its storage deleted). Safe because the projector skips
+    /// what it already applied. Returns how many rows were replayed.
+    async fn replay_published(&self, since: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
 }
 
 /// Refuses outcomes for rows that were not claimed, or two for one row.

@@ -196,6 +196,19 @@ impl OutboxStore for PostgresEventStore {
             .map_err(map_pg_error)
     }
 
+    async fn replay_published(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.pool().get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        client
+            .execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), published_at = NULL, \
+                        last_error = 'replayed' \
+                 WHERE status = 'published' AND published_at >= $1",
+                &[&since],
+            )
+            .await
+            .map_err(map_pg_error)
+    }
+
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         let client = self.pool().get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let row = client

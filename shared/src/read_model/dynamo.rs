@@ -3,9 +3,12 @@
 //! Every change is one `TransactWriteItems`: the account item's update is
 //! conditional on the stored version being the one before (or on the item
 //! not existing, for version 1), and a money movement's history row is put
-//! in the same transaction, conditional on not existing. A failed condition
-//! is then classified by reading the stored version: already there
-//! (duplicate) or behind (gap).
+//! in the same transaction. The row is put without a condition: its content
+//! is fixed by the event, so writing it again changes nothing, and a row left
+//! behind by an earlier, partly applied write (an emulator that broke
+//! atomicity did this) can never block the account for good. A failed
+//! condition is then classified by reading the stored version: already
+//! there (duplicate) or behind (gap).
 //!
 //! The endpoint comes from the standard AWS settings
 //! (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`), so the same code
@@ -20,8 +23,8 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
+    ProjectionType, Put, PutRequest, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -77,40 +80,17 @@ impl DynamoReadModel {
         Ok(self.account(account_id, true).await?.map_or(0, |a| a.version))
     }
 
-    async fn delete_all(&self, table: &str, keys: &[&str]) -> Result<(), ReadModelError> {
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(table)
-                .projection_expression(keys.iter().enumerate().map(|(i, _)| format!("#k{i}")).collect::<Vec<_>>().join(", "))
-                .set_expression_attribute_names(Some(keys.iter().enumerate().map(|(i, k)| (format!("#k{i}"), k.to_string())).collect()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(map_sdk_error)?;
-            let requests: Vec<WriteRequest> = page
-                .items()
-                .iter()
-                .map(|item| {
-                    let key = keys.iter().filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
-                    WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().expect("key is set")).build()
-                })
-                .collect();
-            for chunk in requests.chunks(25) {
-                let mut pending = HashMap::from([(table.to_owned(), chunk.to_vec())]);
-                // Unprocessed items come back under load: resend them.
-                while !pending.is_empty() {
-                    let result = self.client.batch_write_item().set_request_items(Some(pending)).send().await.map_err(map_sdk_error)?;
-                    pending = result.unprocessed_items.unwrap_or_default().into_iter().filter(|(_, v)| !v.is_empty()).collect();
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(());
+    /// Writes `requests` to `table` 25 at a time, resending what DynamoDB
+    /// hands back unprocessed (it does under load).
+    async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), ReadModelError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = HashMap::from([(table.to_owned(), chunk.to_vec())]);
+            while !pending.is_empty() {
+                let result = self.client.batch_write_item().set_request_items(Some(pending)).send().await.map_err(map_sdk_error)?;
+                pending = result.unprocessed_items.unwrap_or_default().into_iter().filter(|(_, v)| !v.is_empty()).collect();
             }
         }
+        Ok(())
     }
 }
 
@@ -154,7 +134,6 @@ impl ReadModelStore for DynamoReadModel {
                     let put = Put::builder()
                         .table_name(&self.tables.transactions)
                         .set_item(Some(transaction_item(account_id, row)))
-                        .condition_expression("attribute_not_exists(account_id)")
                         .build()
                         .map_err(|e| ReadModelError::Other(e.to_string()))?;
                     items.push(TransactWriteItem::builder().put(put).build());
@@ -245,9 +224,58 @@ impl ReadModelStore for DynamoReadModel {
         Ok(TransactionPage { items, next_before_version })
     }
 
-    async fn clear(&self) -> Result<(), ReadModelError> {
-        self.delete_all(&self.tables.accounts, &[schema::ACCOUNTS_KEY]).await?;
-        self.delete_all(&self.tables.transactions, &[schema::TRANSACTIONS_PARTITION_KEY, schema::TRANSACTIONS_SORT_KEY]).await
+    async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
+        // BatchGetItem refuses a key asked twice, takes 100 keys at a time,
+        // and may leave some unprocessed (asked again).
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys = chunk.iter().map(|id| HashMap::from([(schema::ACCOUNTS_KEY.to_owned(), string(id))])).collect();
+            let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(|e| ReadModelError::Other(e.to_string()))?);
+            while let Some(request) = pending.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.accounts, request)
+                    .send()
+                    .await
+                    .map_err(map_sdk_error)?;
+                for item in output.responses.as_ref().and_then(|r| r.get(&self.tables.accounts)).into_iter().flatten() {
+                    found.push(account_from_item(item)?);
+                }
+                pending = output.unprocessed_keys.and_then(|mut left| left.remove(&self.tables.accounts)).filter(|k| !k.keys().is_empty());
+            }
+        }
+        found.sort_by_key(|a| a.account_id);
+        Ok(found)
+    }
+
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
+        let requests = rows
+            .iter()
+            .map(|row| {
+                let put = PutRequest::builder().set_item(Some(transaction_item(view.account_id, row))).build().map_err(|e| ReadModelError::Other(e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, ReadModelError>>()?;
+        self.batch_write(&self.tables.transactions, requests).await?;
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.tables.accounts)
+            .set_item(Some(account_item(view)))
+            .condition_expression("attribute_not_exists(account_id) OR #version <= :version")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", number(view.version))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => Ok(false),
+            Err(error) => Err(map_sdk_error(error)),
+        }
     }
 }
 

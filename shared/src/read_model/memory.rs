@@ -71,10 +71,24 @@ impl ReadModelStore for InMemoryReadModel {
         Ok(TransactionPage { items, next_before_version })
     }
 
-    async fn clear(&self) -> Result<(), ReadModelError> {
+    async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
+        let inner = self.lock();
+        let mut found: Vec<_> = ids.iter().filter_map(|id| inner.accounts.get(id).cloned()).collect();
+        found.sort_by_key(|a| a.account_id);
+        found.dedup_by_key(|a| a.account_id);
+        Ok(found)
+    }
+
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
         let mut inner = self.lock();
-        inner.accounts.clear();
-        inner.transactions.clear();
-        Ok(())
+        let history = inner.transactions.entry(view.account_id).or_default();
+        for row in rows {
+            history.insert(row.version, row.clone());
+        }
+        if inner.accounts.get(&view.account_id).is_some_and(|stored| stored.version > view.version) {
+            return Ok(false);
+        }
+        inner.accounts.insert(view.account_id, view.clone());
+        Ok(true)
     }
 }

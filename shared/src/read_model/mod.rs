@@ -242,8 +242,16 @@ pub trait ReadModelStore: Send + Sync + 'static {
         consistent: bool,
     ) -> Result<TransactionPage, ReadModelError>;
 
-    /// Deletes every item: the first step of a rebuild.
-    async fn clear(&self) -> Result<(), ReadModelError>;
+    /// The accounts among `ids` that exist, strongly consistent, in id
+    /// order: one call for many (reconciliation compares them in bulk).
+    async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError>;
+
+    /// Writes an account rebuilt from its whole history: every movement row
+    /// (their content is fixed by the events, so rewriting one is harmless),
+    /// then the account itself unless the stored one is newer. Returns
+    /// whether the account was written. Never moves an account backwards,
+    /// so it is safe beside the projector and readers see no gap.
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError>;
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             requests_racing_with_one_key_execute_once,
             snapshots_are_kept_and_only_replaced_by_newer_ones,
             read_all_walks_every_stream_in_global_order,
+            stream_heads_list_changes_oldest_first_and_every_stream_by_id,
             of_many_appenders_with_one_expected_version_exactly_one_wins,
             concurrent_appenders_never_lose_or_duplicate_a_version,
             concurrent_transfers_between_two_streams_lose_nothing,
@@ -432,6 +433,54 @@ pub async fn read_all_walks_every_stream_in_global_order(factory: &dyn Factory) 
     let labels: Vec<String> = ours.iter().map(|e| String::from_utf8(e.payload.clone()).unwrap()).collect();
     assert_eq!(labels, ["a1", "b1", "b2", "a2", "b3"]);
     assert!(ours.windows(2).all(|w| w[0].global_position < w[1].global_position));
+}
+
+pub async fn stream_heads_list_changes_oldest_first_and_every_stream_by_id(factory: &dyn Factory) {
+    use ledgerline_shared::event_store::HeadQuery;
+    let store = default_store(factory).await;
+    // Other tests may write at the same time: look only at our streams,
+    // changed after `since`.
+    let since = chrono::Utc::now() - chrono::Duration::milliseconds(1);
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for id in [a, b, c] {
+        store.append(batch(vec![stream(id, 0, events(&["opened"]))])).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    store.append(batch(vec![stream(a, 1, events(&["again", "and again"]))])).await.unwrap();
+    let ours = |heads: Vec<ledgerline_shared::event_store::StreamHead>| -> Vec<(Uuid, u64)> {
+        heads.into_iter().filter(|h| [a, b, c].contains(&h.stream_id)).map(|h| (h.stream_id, h.version)).collect()
+    };
+
+    // Changed since: oldest change first, paged by (updated_at, id).
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.stream_heads(HeadQuery::ChangedSince { since, after, limit: 1 }).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert_eq!(page.len(), 1);
+        assert!(last.updated_at >= since);
+        after = Some((last.updated_at, last.stream_id));
+        seen.extend(ours(page));
+    }
+    assert_eq!(seen, vec![(b, 1), (c, 1), (a, 3)], "a changed last");
+    let later = store.stream_heads(HeadQuery::ChangedSince { since: chrono::Utc::now() + chrono::Duration::hours(1), after: None, limit: 10 }).await.unwrap();
+    assert!(ours(later).is_empty());
+
+    // By id: every stream, in id order, in pages.
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.stream_heads(HeadQuery::ById { after, limit: 2 }).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(page.windows(2).all(|w| w[0].stream_id < w[1].stream_id));
+        after = Some(last.stream_id);
+        all.extend(ours(page));
+    }
+    let mut expected = vec![(a, 3), (b, 1), (c, 1)];
+    expected.sort();
+    assert_eq!(all, expected);
+    assert!(store.stream_count(None).await.unwrap() >= 3);
+    assert_eq!(store.stream_count(Some(Uuid::nil())).await.unwrap(), 0);
 }
 
 async fn last_position(store: &dyn EventStore) -> i64 {

@@ -26,7 +26,8 @@ macro_rules! read_model_tests {
             an_update_before_the_account_exists_is_a_gap,
             history_pages_walk_every_movement_once_newest_first,
             accounts_are_listed_by_owner,
-            clear_empties_the_model,
+            accounts_are_read_in_bulk,
+            replace_rewrites_an_account_but_never_moves_it_back,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -164,14 +165,40 @@ pub async fn accounts_are_listed_by_owner(factory: &dyn Factory) {
     assert!(store.accounts_of_owner("nobody").await.unwrap().is_empty());
 }
 
-pub async fn clear_empties_the_model(factory: &dyn Factory) {
+pub async fn accounts_are_read_in_bulk(factory: &dyn Factory) {
+    let store = factory.make().await;
+    // More than one BatchGetItem takes (100), one of them missing.
+    let mut ids: Vec<Uuid> = (0..120).map(|_| Uuid::new_v4()).collect();
+    for &account in &ids[..119] {
+        store.apply(&opened(account, "bulk")).await.unwrap();
+    }
+    ids.push(ids[0]); // asked twice, returned once
+    let found = store.accounts(&ids).await.unwrap();
+    let mut expected: Vec<Uuid> = ids[..119].to_vec();
+    expected.sort();
+    assert_eq!(found.iter().map(|a| a.account_id).collect::<Vec<_>>(), expected);
+    assert!(store.accounts(&[]).await.unwrap().is_empty());
+}
+
+pub async fn replace_rewrites_an_account_but_never_moves_it_back(factory: &dyn Factory) {
     let store = factory.make().await;
     let account = Uuid::new_v4();
     store.apply(&opened(account, "alice")).await.unwrap();
     store.apply(&deposited(account, 2, 7, 7)).await.unwrap();
-    store.clear().await.unwrap();
-    assert_eq!(store.account(account, true).await.unwrap(), None);
-    assert!(store.transactions(account, 10, None, true).await.unwrap().items.is_empty());
-    // And it can be rebuilt from version 1 again.
-    assert_eq!(store.apply(&opened(account, "alice")).await.unwrap(), ApplyOutcome::Applied);
+    let stored = store.account(account, true).await.unwrap().unwrap();
+    let Change::Update { transaction: Some(row), .. } = deposited(account, 2, 7, 7) else { panic!("a movement") };
+
+    // Same version, other content (a damaged item): rewritten.
+    let damaged = ledgerline_shared::read_model::AccountView { balance: 999, ..stored.clone() };
+    assert!(store.replace(&damaged, &[]).await.unwrap());
+    assert!(store.replace(&stored, std::slice::from_ref(&row)).await.unwrap());
+    assert_eq!(store.account(account, true).await.unwrap().unwrap(), stored);
+    // Rows are rewritten, never doubled.
+    assert_eq!(store.transactions(account, 10, None, true).await.unwrap().items, vec![row.clone()]);
+
+    // An older view does not move the account back (its rows still land).
+    store.apply(&deposited(account, 3, 5, 12)).await.unwrap();
+    let newer = store.account(account, true).await.unwrap().unwrap();
+    assert!(!store.replace(&stored, std::slice::from_ref(&row)).await.unwrap());
+    assert_eq!(store.account(account, true).await.unwrap().unwrap(), newer);
 }

@@ -1,0 +1,340 @@
+//! The chaos test: `ledgerline serve` (the real functions under `cargo
+//! lambda watch`) with a broker, Redis, DynamoDB emulator and PostgreSQL of
+//! its own, while clients move money and faults are injected and healed in
+//! turn:
+//!
+//! 1. the broker paused (SIGSTOP) 6 s, resumed, then restarted;
+//! 2. Redis stopped 6 s and started;
+//! 3. the DynamoDB emulator paused 6 s;
+//! 4. PostgreSQL stopped 5 s (fast shutdown) and started;
+//! 5. the outbox publisher's process killed (SIGKILL) mid-invocation;
+//! 6. the projector's process killed mid-invocation.
+//!
+//! Every movement has its own Idempotency-Key and is retried with the same
+//! key on a timeout, a transport error, a 5xx or a 409 until the answer is
+//! definitive (2xx, or 422 for a refusal). Then it asserts:
+//! - no 500 was ever answered;
+//! - money is conserved: the balances add up to deposits minus withdrawals;
+//! - within 2 minutes of the last fault, every account on the read side is
+//!   at the version and balance the definitive answers imply, and its
+//!   history lists every movement exactly once.
+//!
+//! It prints what it did and how long the read side took to converge
+//! (docs/RELIABILITY.md records a run).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use ledgerline_tests::http::HttpClient;
+use ledgerline_tests::scenario;
+use ledgerline_tests::stack::{Own, Stack};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+const ACCOUNTS: usize = 6;
+const CLIENTS: usize = 6;
+/// How long one movement may take to get a definitive answer, retries included.
+const DEFINITIVE_WITHIN: Duration = Duration::from_secs(150);
+/// The promise under test: the read side converges this soon after the last fault.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(120);
+
+/// What the definitive answers imply, per account.
+#[derive(Default)]
+struct Books {
+    balance: HashMap<String, i64>,
+    /// Money movements that landed on each account (one event each).
+    movements: HashMap<String, u64>,
+    deposited: i64,
+    withdrawn: i64,
+    refused: u64,
+}
+
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    server_errors_500: AtomicU64,
+}
+
+fn log(start: Instant, what: &str) {
+    println!("chaos [{:>6.1}s] {what}", start.elapsed().as_secs_f64());
+}
+
+/// POSTs `body` with one Idempotency-Key until the answer is definitive.
+/// `Some(answer)` for a 2xx, `None` for a 422 refusal.
+async fn definitive(http: &HttpClient, token: &str, path: &str, body: &Value, counters: &Counters) -> Option<Value> {
+    let key = Uuid::new_v4().to_string();
+    let deadline = Instant::now() + DEFINITIVE_WITHIN;
+    let mut attempt = 0u32;
+    loop {
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = http.try_send(Method::POST, path, Some(token), &[("idempotency-key", &key)], Some(body)).await;
+        match answer {
+            Ok(answer) if answer.status.is_success() => return Some(answer.body),
+            Ok(answer) if answer.status == StatusCode::UNPROCESSABLE_ENTITY => return None,
+            Ok(answer) if answer.status == StatusCode::INTERNAL_SERVER_ERROR => {
+                counters.server_errors_500.fetch_add(1, Ordering::Relaxed);
+                eprintln!("chaos: 500 from POST {path}: {:?}", answer.body);
+            }
+            Ok(answer) if answer.status.is_server_error() || answer.status == StatusCode::CONFLICT => {}
+            Ok(answer) => panic!("POST {path} {body}: unexpected {} {:?}", answer.status, answer.body),
+            Err(_) => {} // a timeout or a broken connection: the same key again
+        }
+        assert!(Instant::now() < deadline, "POST {path} {body}: no definitive answer within {DEFINITIVE_WITHIN:?}");
+        counters.retries.fetch_add(1, Ordering::Relaxed);
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+    }
+}
+
+/// One client: random deposits, withdrawals and transfers until `stop`.
+async fn client(http: HttpClient, token: String, accounts: Arc<Vec<String>>, books: Arc<Mutex<Books>>, counters: Arc<Counters>, stop: Arc<AtomicBool>) {
+    let mut rng = fastrand::Rng::new();
+    while !stop.load(Ordering::Relaxed) {
+        let a = accounts[rng.usize(..ACCOUNTS)].clone();
+        match rng.u8(..10) {
+            0..3 => {
+                let amount = rng.i64(1..=100);
+                let answer = definitive(&http, &token, &format!("/accounts/{a}/deposits"), &json!({"amount": amount, "reference": "chaos"}), &counters).await;
+                let mut books = books.lock().unwrap();
+                match answer {
+                    Some(_) => {
+                        *books.balance.entry(a.clone()).or_default() += amount;
+                        *books.movements.entry(a).or_default() += 1;
+                        books.deposited += amount;
+                    }
+                    None => panic!("a deposit was refused"),
+                }
+            }
+            3..5 => {
+                let amount = rng.i64(1..=60);
+                let answer = definitive(&http, &token, &format!("/accounts/{a}/withdrawals"), &json!({"amount": amount}), &counters).await;
+                let mut books = books.lock().unwrap();
+                match answer {
+                    Some(_) => {
+                        *books.balance.entry(a.clone()).or_default() -= amount;
+                        *books.movements.entry(a).or_default() += 1;
+                        books.withdrawn += amount;
+                    }
+                    None => books.refused += 1,
+                }
+            }
+            _ => {
+                let b = loop {
+                    let b = &accounts[rng.usize(..ACCOUNTS)];
+                    if *b != a {
+                        break b.clone();
+                    }
+                };
+                let amount = rng.i64(1..=60);
+                let body = json!({"from_account_id": a, "to_account_id": b, "amount": amount, "reference": "chaos"});
+                let answer = definitive(&http, &token, "/transfers", &body, &counters).await;
+                let mut books = books.lock().unwrap();
+                match answer {
+                    Some(_) => {
+                        *books.balance.entry(a.clone()).or_default() -= amount;
+                        *books.balance.entry(b.clone()).or_default() += amount;
+                        *books.movements.entry(a).or_default() += 1;
+                        *books.movements.entry(b).or_default() += 1;
+                    }
+                    None => books.refused += 1,
+                }
+            }
+        }
+    }
+}
+
+/// The account at `version` through the query API (`min_version`), or the
+/// last answer when the deadline passes.
+async fn read_at(http: &HttpClient, token: &str, id: &str, version: u64, deadline: Instant) -> Result<Value, String> {
+    let path = format!("/accounts/{id}?min_version={version}");
+    loop {
+        let answer = http.try_send(Method::GET, &path, Some(token), &[], None).await;
+        match answer {
+            Ok(answer) if answer.status == StatusCode::OK => return Ok(answer.body),
+            other if Instant::now() >= deadline => return Err(format!("GET {path}: {other:?}")),
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// The account's whole history, oldest first (read at `version` at least).
+async fn history(http: &HttpClient, token: &str, id: &str, version: u64) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut query = format!("limit=100&min_version={version}");
+    loop {
+        let answer = http.get(&format!("/accounts/{id}/transactions?{query}"), Some(token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        items.extend(answer.body["items"].as_array().expect("items").iter().cloned());
+        match answer.body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    items.reverse();
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
+    let start = Instant::now();
+    let mut stack = Stack::start(
+        Own { dynamodb: true, postgres: true },
+        &[
+            // Repairs quickly after a fault (deployed: every minute).
+            ("LEDGERLINE_RECONCILE_INTERVAL_MS", "5000"),
+            ("LEDGERLINE_RECONCILE_OVERLAP_MS", "30000"),
+            // Fewer, quicker event source retries, so failures reach the
+            // on-failure file (and the reconciler) within the test.
+            ("LEDGERLINE_PROJECTOR_MAX_RETRIES", "2"),
+            ("LEDGERLINE_DB_CONNECT_TIMEOUT_MS", "2000"),
+        ],
+    )
+    .await;
+    log(start, "stack up: serve, five functions compiled and answering, own tansu, Redis, moto and PostgreSQL");
+
+    let minter = scenario::binary_minter(&stack.binary, &stack.secret);
+    let token = minter.mint("chaos", false);
+    let http = HttpClient::new(&stack.served.base_url).with_timeout(Duration::from_secs(10));
+    let counters = Arc::new(Counters { requests: AtomicU64::new(0), retries: AtomicU64::new(0), server_errors_500: AtomicU64::new(0) });
+    let books = Arc::new(Mutex::new(Books::default()));
+
+    // Six accounts, each funded.
+    let mut accounts = Vec::new();
+    for _ in 0..ACCOUNTS {
+        let opened = definitive(&http, &token, "/accounts", &json!({"currency": "EUR"}), &counters).await.expect("opened");
+        let id = opened["account_id"].as_str().expect("an id").to_owned();
+        definitive(&http, &token, &format!("/accounts/{id}/deposits"), &json!({"amount": 5_000}), &counters).await.expect("funded");
+        let mut books = books.lock().unwrap();
+        books.balance.insert(id.clone(), 5_000);
+        books.movements.insert(id.clone(), 1);
+        books.deposited += 5_000;
+        accounts.push(id);
+    }
+    let accounts = Arc::new(accounts);
+    log(start, &format!("{ACCOUNTS} accounts opened and funded; {CLIENTS} clients start moving money"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(client(http.clone(), token.clone(), accounts.clone(), books.clone(), counters.clone(), stop.clone())))
+        .collect();
+    let settle = || tokio::time::sleep(Duration::from_secs(4));
+    settle().await;
+
+    // 1. The broker paused, resumed, restarted.
+    log(start, "fault: broker paused (SIGSTOP) for 6 s");
+    stack.broker.pause();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stack.broker.resume();
+    log(start, "healed: broker resumed; now restarted (data kept)");
+    stack.broker.stop().await;
+    stack.broker.restart().await;
+    settle().await;
+
+    // 2. Redis stopped and started.
+    log(start, "fault: Redis stopped for 6 s");
+    stack.redis.stop().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stack.redis.restart().await;
+    log(start, "healed: Redis started");
+    settle().await;
+
+    // 3. The DynamoDB emulator paused.
+    let dynamodb = stack.dynamodb.as_ref().expect("own moto");
+    log(start, "fault: DynamoDB emulator paused (SIGSTOP) for 6 s");
+    dynamodb.pause();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    dynamodb.resume();
+    log(start, "healed: DynamoDB emulator resumed");
+    settle().await;
+
+    // 4. PostgreSQL stopped and started.
+    log(start, "fault: PostgreSQL stopped (fast shutdown) for 5 s");
+    let postgres = stack.postgres.as_mut().expect("own PostgreSQL");
+    postgres.stop().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    postgres.restart().await;
+    log(start, "healed: PostgreSQL started");
+    settle().await;
+
+    // 5, 6. Function processes killed mid-invocation (the publisher runs
+    // every second and the projector with every batch, so under this load
+    // each is almost always inside an invocation).
+    for function in ["outbox-publisher", "projector"] {
+        let mut killed = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while killed == 0 {
+            killed = stack.kill_function(function);
+            assert!(Instant::now() < deadline, "no {function} process to kill");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        log(start, &format!("fault: {function} killed (SIGKILL, {killed} process)"));
+        settle().await;
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("a client failed");
+    }
+    let healed = Instant::now();
+    log(start, "last fault healed; clients stopped; waiting for the read side");
+
+    // The write side's books: money conserved.
+    let (expected, deposited, withdrawn, refused) = {
+        let books = books.lock().unwrap();
+        let expected: Vec<(String, i64, u64)> =
+            accounts.iter().map(|id| (id.clone(), books.balance[id], 1 + books.movements[id])).collect();
+        (expected, books.deposited, books.withdrawn, books.refused)
+    };
+    let total: i64 = expected.iter().map(|(_, balance, _)| balance).sum();
+    assert_eq!(total, deposited - withdrawn, "money is conserved");
+    assert!(expected.iter().all(|(_, balance, _)| *balance >= 0), "no overdraft: {expected:?}");
+
+    // The read side: every account exactly where the answers put it.
+    let deadline = healed + CONVERGE_WITHIN;
+    let reader = HttpClient::new(&stack.served.base_url).with_timeout(Duration::from_secs(10));
+    for (id, balance, version) in &expected {
+        let view = read_at(&reader, &token, id, *version, deadline).await.unwrap_or_else(|error| {
+            panic!(
+                "the read side did not converge within {CONVERGE_WITHIN:?} of the last fault: {error}\nserve's output:\n{}",
+                stack.served.output().join("\n")
+            )
+        });
+        assert_eq!((view["version"].as_u64(), view["balance"].as_i64()), (Some(*version), Some(*balance)), "{id}: {view}");
+    }
+    let converged = healed.elapsed();
+    for (id, balance, version) in &expected {
+        let items = history(&reader, &token, id, *version).await;
+        let versions: Vec<u64> = items.iter().map(|i| i["version"].as_u64().unwrap()).collect();
+        assert_eq!(versions, (2..=*version).collect::<Vec<_>>(), "{id}: every movement once, in order");
+        let net: i64 = items
+            .iter()
+            .map(|i| {
+                let amount = i["amount"].as_i64().unwrap();
+                match i["kind"].as_str().unwrap() {
+                    "deposit" | "transfer_in" => amount,
+                    _ => -amount,
+                }
+            })
+            .sum();
+        assert_eq!(net, *balance, "{id}: the history adds up to the balance");
+    }
+    let requests = counters.requests.load(Ordering::Relaxed);
+    let movements: u64 = expected.iter().map(|(_, _, v)| v - 1).sum();
+    log(
+        start,
+        &format!(
+            "converged {:.1}s after the last fault: {} accounts, {movements} movements on the read side exactly once, \
+             {refused} refusals, {requests} requests ({} retries), money conserved ({total})",
+            converged.as_secs_f64(),
+            expected.len(),
+            counters.retries.load(Ordering::Relaxed)
+        ),
+    );
+    assert_eq!(counters.server_errors_500.load(Ordering::Relaxed), 0, "no request was answered 500");
+    // The database lived in the test's own cluster: it goes with the stack.
+    drop(stack);
+}
