@@ -22,9 +22,9 @@ use base64::engine::general_purpose::STANDARD;
 use ledgerline_shared::outbox::OutboxStore;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// The consumer group `redrive` commits under, so each letter is redriven once.
@@ -83,7 +83,13 @@ impl Letter {
         let v = &self.value;
         let error = v["error"].as_str().unwrap_or("(no error recorded)");
         if v.get("outbox_id").is_some() {
-            format!("outbox row {} (event {}, account {} v{}): {error}", v["outbox_id"], text(&v["event_id"]), text(&v["stream_id"]), v["stream_version"])
+            format!(
+                "outbox row {} (event {}, account {} v{}): {error}",
+                v["outbox_id"],
+                text(&v["event_id"]),
+                text(&v["stream_id"]),
+                v["stream_version"]
+            )
         } else if v.get("source_topic").is_some() {
             format!("record {}/{}@{}: {error}", text(&v["source_topic"]), v["partition"], v["offset"])
         } else {
@@ -129,7 +135,18 @@ fn read_to_end(consumer: &BaseConsumer, topic: &str, mut each: impl FnMut(Letter
     let committed = consumer.committed_offsets(assigned, Duration::from_secs(10)).context("reading committed offsets")?;
     let mut positions: HashMap<i32, i64> = partitions
         .iter()
-        .map(|&p| (p, committed.find_partition(topic, p).and_then(|e| match e.offset() { Offset::Offset(n) => Some(n), _ => None }).unwrap_or(0)))
+        .map(|&p| {
+            (
+                p,
+                committed
+                    .find_partition(topic, p)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(n) => Some(n),
+                        _ => None,
+                    })
+                    .unwrap_or(0),
+            )
+        })
         .collect();
     consumer.subscribe(&[topic]).context("subscribing")?;
     let mut read = 0;

@@ -60,11 +60,17 @@ async fn status(database_url: &str) -> anyhow::Result<()> {
     let counts = store.counts().await.context("reading the outbox (is PostgreSQL up? scripts/services.sh starts it)")?;
     println!("pending:   {} ({} due now)", counts.pending, counts.due);
     match counts.oldest_pending_at {
-        Some(at) => println!("oldest:    {} ({} ago)", at.to_rfc3339(), human(Utc::now().signed_duration_since(at).to_std().unwrap_or_default())),
+        Some(at) => {
+            println!("oldest:    {} ({} ago)", at.to_rfc3339(), human(Utc::now().signed_duration_since(at).to_std().unwrap_or_default()))
+        }
         None => println!("oldest:    none pending"),
     }
     println!("published: {} (kept until the retention period ends)", counts.published);
-    println!("dead:      {}{}", counts.dead, if counts.dead > 0 { " (see `ledgerline dlq list`; `ledgerline dlq redrive` retries them)" } else { "" });
+    println!(
+        "dead:      {}{}",
+        counts.dead,
+        if counts.dead > 0 { " (see `ledgerline dlq list`; `ledgerline dlq redrive` retries them)" } else { "" }
+    );
     Ok(())
 }
 

@@ -95,7 +95,15 @@ mod tests {
     #[test]
     fn a_report_names_what_was_repaired() {
         let id = uuid::Uuid::from_u128(7);
-        let report = PassReport { checked: 3, behind: 1, repaired: 1, events_applied: 4, oldest_lag_ms: 2500, repaired_accounts: vec![id], ..PassReport::default() };
+        let report = PassReport {
+            checked: 3,
+            behind: 1,
+            repaired: 1,
+            events_applied: 4,
+            oldest_lag_ms: 2500,
+            repaired_accounts: vec![id],
+            ..PassReport::default()
+        };
         let text = describe(&report, false);
         assert!(text.contains("checked 3 accounts"), "{text}");
         assert!(text.contains("1 behind, 1 repaired with 4 events (the longest had waited 2.5s)"), "{text}");

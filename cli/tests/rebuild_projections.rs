@@ -5,11 +5,11 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::domain::{AccountCommand, Amount, OverdraftLimit, OwnerId, decide};
 use ledgerline_shared::event_store::{EventMetadata, PostgresEventStore, StoreSettings};
-use aws_sdk_dynamodb::types::AttributeValue;
 use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, create_tables, local_client};
 use ledgerline_shared::read_model::tables::TableNames;
@@ -54,8 +54,13 @@ async fn rebuild_projections_replays_the_log_into_the_tables_and_reconcile_repai
     ledgerline_shared::migrate::run(&url).await.unwrap();
 
     // Two events for one account.
-    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url: url.clone(), pool_size: 2, connect_timeout: std::time::Duration::from_secs(5), ca_file: None })
-        .unwrap();
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings {
+        url: url.clone(),
+        pool_size: 2,
+        connect_timeout: std::time::Duration::from_secs(5),
+        ca_file: None,
+    })
+    .unwrap();
     let repository = AccountRepository::new(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), 0);
     let account = Uuid::new_v4();
     let open = AccountCommand::Open {

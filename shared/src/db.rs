@@ -60,6 +60,12 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A pool for `settings`.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
+    pool_verifying_after(settings, VERIFY_IDLE_AFTER)
+}
+
+/// [`pool`], checking connections unused for `verify_idle_after` (tests
+/// use zero, to check every connection).
+pub fn pool_verifying_after(settings: &DatabaseSettings, verify_idle_after: Duration) -> Result<Pool, PoolSetupError> {
     let mut config: tokio_postgres::Config = settings.url.parse()?;
     config.connect_timeout(settings.connect_timeout);
     if config.get_application_name().is_none() {
@@ -83,9 +89,9 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(settings.connect_timeout))
         .create_timeout(Some(settings.connect_timeout))
-        .pre_recycle(Hook::async_fn(|client, metrics| {
+        .pre_recycle(Hook::async_fn(move |client, metrics| {
             Box::pin(async move {
-                if metrics.last_used() < VERIFY_IDLE_AFTER {
+                if metrics.last_used() < verify_idle_after {
                     return Ok(());
                 }
                 // A failed check drops this connection; the pool hands out

@@ -39,7 +39,8 @@ fn tls_url(host: &str) -> String {
 #[tokio::test]
 async fn a_require_url_connects_over_tls_to_a_trusted_server() {
     let (ca_file, host) = server_certificate().await;
-    let settings = DatabaseSettings { url: tls_url(&host), pool_size: 1, connect_timeout: Duration::from_secs(5), ca_file: Some(ca_file.clone()) };
+    let settings =
+        DatabaseSettings { url: tls_url(&host), pool_size: 1, connect_timeout: Duration::from_secs(5), ca_file: Some(ca_file.clone()) };
     let pool = ledgerline_shared::db::pool(&settings).unwrap();
     let client = pool.get().await.unwrap();
     let encrypted: bool = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);

@@ -57,6 +57,10 @@ pub struct OwnServer {
     command: Box<dyn Fn(u16, &Path) -> Command + Send + Sync>,
     /// The signal that stops it cleanly (PostgreSQL: INT, a fast shutdown).
     stop_signal: &'static str,
+    /// Where the server writes its own pid, when the child is a wrapper
+    /// (as root, PostgreSQL runs under `runuser`, which does not pass
+    /// signals on): signals go to that pid.
+    pid_file: Option<&'static str>,
     child: Option<Child>,
 }
 
@@ -64,7 +68,7 @@ impl OwnServer {
     async fn start(name: &'static str, stop_signal: &'static str, command: Box<dyn Fn(u16, &Path) -> Command + Send + Sync>) -> Self {
         let dir = std::env::temp_dir().join(format!("ledgerline-e2e-{name}-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { name, port: free_port(), dir, command, stop_signal, child: None };
+        let mut server = Self { name, port: free_port(), dir, command, stop_signal, pid_file: None, child: None };
         server.restart().await;
         server
     }
@@ -83,14 +87,25 @@ impl OwnServer {
         wait_port(self.port, true, self.name, Duration::from_secs(60)).await;
     }
 
+    /// The server's own pid (see `pid_file`).
+    fn pid(&self) -> u32 {
+        let child = self.child.as_ref().expect("running").id();
+        self.pid_file
+            .and_then(|file| std::fs::read_to_string(self.dir.join(file)).ok())
+            .and_then(|text| text.lines().next().and_then(|line| line.trim().parse().ok()))
+            .unwrap_or(child)
+    }
+
     /// Stops it (its data kept) and waits until the port is free.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if self.child.is_some() {
+            let pid = self.pid();
+            let mut child = self.child.take().expect("running");
             if self.stop_signal == "KILL" {
-                let _ = child.kill();
+                signal(pid, "KILL");
             } else {
-                signal(child.id(), "CONT");
-                signal(child.id(), self.stop_signal);
+                signal(pid, "CONT");
+                signal(pid, self.stop_signal);
             }
             let _ = child.wait();
         }
@@ -99,12 +114,12 @@ impl OwnServer {
 
     /// SIGSTOP: the process stays, its connections hang.
     pub fn pause(&self) {
-        signal(self.child.as_ref().expect("running").id(), "STOP");
+        signal(self.pid(), "STOP");
     }
 
     /// SIGCONT after [`Self::pause`].
     pub fn resume(&self) {
-        signal(self.child.as_ref().expect("running").id(), "CONT");
+        signal(self.pid(), "CONT");
     }
 
     /// The last lines of its log, for a failure message.
@@ -117,8 +132,11 @@ impl OwnServer {
 
 impl Drop for OwnServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(child.id(), "CONT");
+        if self.child.is_some() {
+            let pid = self.pid();
+            let mut child = self.child.take().expect("running");
+            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -194,7 +212,7 @@ pub async fn own_postgres() -> OwnServer {
             Command::new(program)
         }
     };
-    OwnServer::start(
+    let mut server = OwnServer::start(
         "postgres",
         "INT",
         Box::new(move |port, dir| {
@@ -228,7 +246,9 @@ pub async fn own_postgres() -> OwnServer {
             command
         }),
     )
-    .await
+    .await;
+    server.pid_file = Some("data/postmaster.pid");
+    server
 }
 
 /// A fresh, empty database on `server` (like `postgres://u:p@host:port`).

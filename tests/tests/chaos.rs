@@ -91,14 +91,28 @@ async fn definitive(http: &HttpClient, token: &str, path: &str, body: &Value, co
 }
 
 /// One client: random deposits, withdrawals and transfers until `stop`.
-async fn client(http: HttpClient, token: String, accounts: Arc<Vec<String>>, books: Arc<Mutex<Books>>, counters: Arc<Counters>, stop: Arc<AtomicBool>) {
+async fn client(
+    http: HttpClient,
+    token: String,
+    accounts: Arc<Vec<String>>,
+    books: Arc<Mutex<Books>>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+) {
     let mut rng = fastrand::Rng::new();
     while !stop.load(Ordering::Relaxed) {
         let a = accounts[rng.usize(..ACCOUNTS)].clone();
         match rng.u8(..10) {
             0..3 => {
                 let amount = rng.i64(1..=100);
-                let answer = definitive(&http, &token, &format!("/accounts/{a}/deposits"), &json!({"amount": amount, "reference": "chaos"}), &counters).await;
+                let answer = definitive(
+                    &http,
+                    &token,
+                    &format!("/accounts/{a}/deposits"),
+                    &json!({"amount": amount, "reference": "chaos"}),
+                    &counters,
+                )
+                .await;
                 let mut books = books.lock().unwrap();
                 match answer {
                     Some(_) => {

@@ -54,7 +54,7 @@ async fn migrations_build_the_schema_on_an_empty_database_and_rerun_as_a_no_op()
     let rows =
         client.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", &[]).await.unwrap();
     let tables: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    for table in ["events", "idempotency_keys", "outbox", "projection_checkpoints", "refinery_schema_history", "snapshots", "streams"] {
+    for table in ["events", "idempotency_keys", "outbox", "read_model_progress", "refinery_schema_history", "snapshots", "streams"] {
         assert!(tables.iter().any(|t| t == table), "{table} missing from {tables:?}");
     }
     drop(client);

@@ -13,9 +13,12 @@ fn endpoint() -> String {
 
 /// Key schema, attribute types and indexes, in a comparable form.
 async fn shape(client: &Client, table: &str) -> Vec<String> {
-    let described = client.describe_table().table_name(table).send().await.unwrap_or_else(|e| {
-        panic!("table {table} is missing ({e:?}); scripts/services.sh creates it from template.yaml")
-    });
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("table {table} is missing ({e:?}); scripts/services.sh creates it from template.yaml"));
     let table = described.table().unwrap();
     let mut shape: Vec<String> = Vec::new();
     for key in table.key_schema() {

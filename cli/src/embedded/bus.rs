@@ -340,7 +340,8 @@ mod tests {
         sender.send(record).unwrap();
         drop(sender); // once the batch is settled, the partition is done
         let store = Arc::new(AlwaysDown::default());
-        let projector = Arc::new(Projector::new(store.clone(), None, None, Arc::new(projector::dead_letter::InMemoryDeadLetters::default())));
+        let projector =
+            Arc::new(Projector::new(store.clone(), None, None, Arc::new(projector::dead_letter::InMemoryDeadLetters::default())));
         // Without a bound this would retry forever; with one, consume returns.
         tokio::time::timeout(Duration::from_secs(3600), consume(receiver, projector)).await.expect("the batch was given up");
         assert_eq!(store.applies.load(std::sync::atomic::Ordering::SeqCst), MAX_ATTEMPTS);

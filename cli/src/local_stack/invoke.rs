@@ -95,9 +95,8 @@ impl LambdaInvoker {
             anyhow::Ok((status, function_error, body))
         };
         let timeout = self.timeout_for(function);
-        let (status, function_error, body) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| anyhow!("{function} did not answer within {timeout:?}"))??;
+        let (status, function_error, body) =
+            tokio::time::timeout(timeout, exchange).await.map_err(|_| anyhow!("{function} did not answer within {timeout:?}"))??;
         self.answered.lock().unwrap_or_else(|p| p.into_inner()).insert(function.to_owned());
         let text = String::from_utf8_lossy(&body);
         if !status.is_success() {

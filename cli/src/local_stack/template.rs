@@ -64,7 +64,9 @@ impl FunctionLimits {
                     flush(&mut binary, &mut timeout, &mut timeouts);
                 } else if let Some(name) = value_of(trimmed, "Binary") {
                     binary = Some(name.to_owned());
-                } else if indent == 6 && let Some(seconds) = value_of(trimmed, "Timeout").and_then(|v| v.parse().ok()) {
+                } else if indent == 6
+                    && let Some(seconds) = value_of(trimmed, "Timeout").and_then(|v| v.parse().ok())
+                {
                     timeout = Some(seconds);
                 } else if let Some(retries) = value_of(trimmed, "MaximumRetryAttempts").and_then(|v| v.parse().ok()) {
                     // The schedules' RetryPolicy sits deeper (8+); the event sources' at 6.

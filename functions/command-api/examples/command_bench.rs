@@ -54,8 +54,13 @@ async fn main() {
             let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
             ledgerline_shared::migrate::run(&url).await.unwrap();
-            let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: concurrency.max(2), connect_timeout: Duration::from_secs(5), ca_file: None })
-                .unwrap();
+            let pool = ledgerline_shared::db::pool(&DatabaseSettings {
+                url,
+                pool_size: concurrency.max(2),
+                connect_timeout: Duration::from_secs(5),
+                ca_file: None,
+            })
+            .unwrap();
             Arc::new(PostgresEventStore::new(pool, StoreSettings::default()))
         }
         _ => Arc::new(InMemoryEventStore::new(StoreSettings::default())),

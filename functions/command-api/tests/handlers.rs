@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use command_api::CommandSettings;
 use ledgerline_shared::event_store::{
-    AppendBatch, HeadQuery, StreamHead, AppendOutcome, EventStore, InMemoryEventStore, OutboxMessage, RecordedEvent, Snapshot, StoreError, StoreSettings,
+    AppendBatch, AppendOutcome, EventStore, HeadQuery, InMemoryEventStore, OutboxMessage, RecordedEvent, Snapshot, StoreError,
+    StoreSettings, StreamHead,
 };
 use ledgerline_shared::idempotency::IdempotencyRecord;
 use serde_json::json;

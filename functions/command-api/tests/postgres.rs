@@ -188,7 +188,8 @@ async fn an_unreachable_database_answers_503_with_retry_after() {
     let pool = ledgerline_shared::db::pool(&DatabaseSettings {
         url: "postgres://postgres:postgres@127.0.0.1:1/ledgerline".into(),
         pool_size: 2,
-        connect_timeout: std::time::Duration::from_millis(500), ca_file: None,
+        connect_timeout: std::time::Duration::from_millis(500),
+        ca_file: None,
     })
     .unwrap();
     let api = Api::with_store(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), CommandSettings::default());

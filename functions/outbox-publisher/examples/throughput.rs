@@ -85,7 +85,8 @@ async fn fresh_database() -> (String, String, String) {
 async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
     let topic = fresh_topic(brokers, "publisher").await;
     let (url, admin_url, name) = fresh_database().await;
-    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 8, connect_timeout: Duration::from_secs(5), ca_file: None }).unwrap();
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 8, connect_timeout: Duration::from_secs(5), ca_file: None })
+        .unwrap();
     let store = Arc::new(PostgresEventStore::new(pool, StoreSettings { events_topic: topic, ..StoreSettings::default() }));
     // 100 accounts, 10 events per append.
     let accounts: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();

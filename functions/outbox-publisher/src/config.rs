@@ -26,7 +26,6 @@ pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 pub const DEFAULT_EVENTS_TOPIC: &str = "ledgerline.account-events";
 pub const DEFAULT_DLQ_TOPIC: &str = "ledgerline.account-events.dlq";
 
-
 /// Properties the publisher sets itself: overriding them would break the
 /// delivery guarantee (or the per-account order).
 const RESERVED: &[&str] = &["enable.idempotence", "acks", "bootstrap.servers", "max.in.flight.requests.per.connection", "retries"];

@@ -47,8 +47,10 @@ async fn main() {
         reference: Some(Reference::new("lunch").unwrap()),
     };
     let decision = decide_transfer(Some(&alice), Some(&bob), &transfer, Utc::now()).unwrap();
-    let changes =
-        vec![repository.stage(alice.id, Some(&alice), &[decision.sent]).unwrap(), repository.stage(bob.id, Some(&bob), &[decision.received]).unwrap()];
+    let changes = vec![
+        repository.stage(alice.id, Some(&alice), &[decision.sent]).unwrap(),
+        repository.stage(bob.id, Some(&bob), &[decision.received]).unwrap(),
+    ];
     repository.commit(changes, metadata(), None).await.unwrap();
 
     let topic = "ledgerline.account-events";

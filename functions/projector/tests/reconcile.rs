@@ -127,8 +127,10 @@ async fn an_account_whose_history_rows_ran_ahead_of_it_is_not_stuck() {
     let model = read_model().await;
     let codec = EventCodec::current();
     let events = ledger.events(account).await;
-    let changes: Vec<_> =
-        events.iter().map(|e| change_for(account, e.version, &codec.decode(&e.event_type, e.schema_version, &e.payload).unwrap())).collect();
+    let changes: Vec<_> = events
+        .iter()
+        .map(|e| change_for(account, e.version, &codec.decode(&e.event_type, e.schema_version, &e.payload).unwrap()))
+        .collect();
     model.apply(&changes[0]).await.unwrap();
     let ledgerline_shared::read_model::Change::Update { transaction: Some(row), .. } = &changes[1] else { panic!("a deposit") };
     let ahead = ledgerline_shared::read_model::AccountView { version: 1, ..model.account(account, true).await.unwrap().unwrap() };
@@ -210,12 +212,8 @@ async fn an_event_that_commits_late_is_not_skipped() {
     tokio::spawn(connection);
     let tx = client.transaction().await.unwrap();
     let at = chrono::Utc::now();
-    let (event_type, schema_version, payload) = EventCodec::current().encode(&AccountEvent::Deposited {
-        amount: Amount::new(42).unwrap(),
-        balance_after: 42,
-        reference: None,
-        at,
-    });
+    let (event_type, schema_version, payload) =
+        EventCodec::current().encode(&AccountEvent::Deposited { amount: Amount::new(42).unwrap(), balance_after: 42, reference: None, at });
     tx.execute("UPDATE streams SET version = 2, updated_at = now() WHERE stream_id = $1 AND version = 1", &[&late]).await.unwrap();
     tx.execute(
         "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, correlation_id, causation_id, actor, recorded_at) \

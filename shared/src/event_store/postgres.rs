@@ -405,9 +405,7 @@ impl EventStore for PostgresEventStore {
             }
             HeadQuery::ById { after, limit } => {
                 let statement = client
-                    .prepare_cached(
-                        "SELECT stream_id, version, updated_at FROM streams WHERE stream_id > $1 ORDER BY stream_id LIMIT $2",
-                    )
+                    .prepare_cached("SELECT stream_id, version, updated_at FROM streams WHERE stream_id > $1 ORDER BY stream_id LIMIT $2")
                     .await
                     .map_err(map_pg_error)?;
                 client.query(&statement, &[&after.unwrap_or(Uuid::nil()), &limit_param(limit)]).await

@@ -198,7 +198,13 @@ impl ReadModelStore for DynamoReadModel {
         Ok(accounts)
     }
 
-    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>, consistent: bool) -> Result<TransactionPage, ReadModelError> {
+    async fn transactions(
+        &self,
+        account_id: Uuid,
+        limit: usize,
+        before_version: Option<u64>,
+        consistent: bool,
+    ) -> Result<TransactionPage, ReadModelError> {
         let limit = limit.max(1);
         let mut query = self
             .client
@@ -233,15 +239,16 @@ impl ReadModelStore for DynamoReadModel {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(100) {
             let keys = chunk.iter().map(|id| HashMap::from([(schema::ACCOUNTS_KEY.to_owned(), string(id))])).collect();
-            let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(|e| ReadModelError::Other(e.to_string()))?);
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| ReadModelError::Other(e.to_string()))?,
+            );
             while let Some(request) = pending.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.accounts, request)
-                    .send()
-                    .await
-                    .map_err(map_sdk_error)?;
+                let output =
+                    self.client.batch_get_item().request_items(&self.tables.accounts, request).send().await.map_err(map_sdk_error)?;
                 for item in output.responses.as_ref().and_then(|r| r.get(&self.tables.accounts)).into_iter().flatten() {
                     found.push(account_from_item(item)?);
                 }
@@ -256,7 +263,10 @@ impl ReadModelStore for DynamoReadModel {
         let requests = rows
             .iter()
             .map(|row| {
-                let put = PutRequest::builder().set_item(Some(transaction_item(view.account_id, row))).build().map_err(|e| ReadModelError::Other(e.to_string()))?;
+                let put = PutRequest::builder()
+                    .set_item(Some(transaction_item(view.account_id, row)))
+                    .build()
+                    .map_err(|e| ReadModelError::Other(e.to_string()))?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, ReadModelError>>()?;

@@ -58,7 +58,13 @@ impl ReadModelStore for InMemoryReadModel {
         Ok(accounts)
     }
 
-    async fn transactions(&self, account_id: Uuid, limit: usize, before_version: Option<u64>, _consistent: bool) -> Result<TransactionPage, ReadModelError> {
+    async fn transactions(
+        &self,
+        account_id: Uuid,
+        limit: usize,
+        before_version: Option<u64>,
+        _consistent: bool,
+    ) -> Result<TransactionPage, ReadModelError> {
         let inner = self.lock();
         let Some(rows) = inner.transactions.get(&account_id) else {
             return Ok(TransactionPage { items: vec![], next_before_version: None });

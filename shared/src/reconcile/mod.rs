@@ -298,7 +298,11 @@ pub async fn catch_up(
 
 /// An account's view and movement rows after all of `events` (its whole
 /// history, in version order).
-pub fn replay(account_id: Uuid, events: &[RecordedEvent], codec: &EventCodec) -> Result<(Option<AccountView>, Vec<TransactionView>), ReconcileError> {
+pub fn replay(
+    account_id: Uuid,
+    events: &[RecordedEvent],
+    codec: &EventCodec,
+) -> Result<(Option<AccountView>, Vec<TransactionView>), ReconcileError> {
     let mut view = None;
     let mut rows = Vec::new();
     for recorded in events {

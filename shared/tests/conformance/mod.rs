@@ -463,7 +463,10 @@ pub async fn stream_heads_list_changes_oldest_first_and_every_stream_by_id(facto
         seen.extend(ours(page));
     }
     assert_eq!(seen, vec![(b, 1), (c, 1), (a, 3)], "a changed last");
-    let later = store.stream_heads(HeadQuery::ChangedSince { since: chrono::Utc::now() + chrono::Duration::hours(1), after: None, limit: 10 }).await.unwrap();
+    let later = store
+        .stream_heads(HeadQuery::ChangedSince { since: chrono::Utc::now() + chrono::Duration::hours(1), after: None, limit: 10 })
+        .await
+        .unwrap();
     assert!(ours(later).is_empty());
 
     // By id: every stream, in id order, in pages.

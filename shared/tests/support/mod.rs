@@ -31,8 +31,13 @@ pub async fn migrated_url() -> String {
 /// stream ids and callers, so they can share one database and run in parallel.
 pub async fn postgres_store(settings: StoreSettings) -> PostgresEventStore {
     let url = migrated_url().await;
-    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 32, connect_timeout: std::time::Duration::from_secs(5), ca_file: None })
-        .expect("a valid test database URL");
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings {
+        url,
+        pool_size: 32,
+        connect_timeout: std::time::Duration::from_secs(5),
+        ca_file: None,
+    })
+    .expect("a valid test database URL");
     PostgresEventStore::new(pool, settings)
 }
 
@@ -67,7 +72,8 @@ impl FreshDatabase {
         let pool = ledgerline_shared::db::pool(&DatabaseSettings {
             url: self.url.clone(),
             pool_size: 16,
-            connect_timeout: std::time::Duration::from_secs(5), ca_file: None,
+            connect_timeout: std::time::Duration::from_secs(5),
+            ca_file: None,
         })
         .expect("a valid test database URL");
         PostgresEventStore::new(pool, settings)

@@ -33,7 +33,8 @@ impl Api {
         let pool = ledgerline_shared::db::pool(&DatabaseSettings {
             url: migrated_database_url().await,
             pool_size: 16,
-            connect_timeout: std::time::Duration::from_secs(5), ca_file: None,
+            connect_timeout: std::time::Duration::from_secs(5),
+            ca_file: None,
         })
         .unwrap();
         Self::with_store(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), CommandSettings::default())

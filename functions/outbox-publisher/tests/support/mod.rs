@@ -73,7 +73,8 @@ impl FreshDatabase {
         let pool = ledgerline_shared::db::pool(&DatabaseSettings {
             url: self.url.clone(),
             pool_size: 16,
-            connect_timeout: Duration::from_secs(5), ca_file: None,
+            connect_timeout: Duration::from_secs(5),
+            ca_file: None,
         })
         .expect("a valid database URL");
         let settings = StoreSettings { events_topic: topic.into(), max_event_bytes, ..StoreSettings::default() };

@@ -32,7 +32,11 @@ static MIGRATED: OnceCell<()> = OnceCell::const_new();
 
 /// The shared test event store, migrated.
 pub async fn event_store() -> Arc<PostgresEventStore> {
-    MIGRATED.get_or_init(|| async { ledgerline_shared::migrate::run(&database_url()).await.expect("migrations"); }).await;
+    MIGRATED
+        .get_or_init(|| async {
+            ledgerline_shared::migrate::run(&database_url()).await.expect("migrations");
+        })
+        .await;
     store_at(&database_url())
 }
 
@@ -40,7 +44,8 @@ pub fn store_at(url: &str) -> Arc<PostgresEventStore> {
     let pool = ledgerline_shared::db::pool(&DatabaseSettings {
         url: url.to_owned(),
         pool_size: 8,
-        connect_timeout: std::time::Duration::from_secs(5), ca_file: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+        ca_file: None,
     })
     .unwrap();
     Arc::new(PostgresEventStore::new(pool, StoreSettings::default()))
