@@ -37,6 +37,10 @@ use uuid::Uuid;
 
 const ACCOUNTS: usize = 6;
 const CLIENTS: usize = 6;
+/// Each client's pause between movements: a busy bank's steady load (about
+/// 40 movements a second in all), not a benchmark. The local DynamoDB
+/// emulator serves one request at a time and slows as its tables grow.
+const THINK_TIME: Duration = Duration::from_millis(100);
 /// How long one movement may take to get a definitive answer, retries included.
 const DEFINITIVE_WITHIN: Duration = Duration::from_secs(150);
 /// The promise under test: the read side converges this soon after the last fault.
@@ -101,6 +105,7 @@ async fn client(
 ) {
     let mut rng = fastrand::Rng::new();
     while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(THINK_TIME).await;
         let a = accounts[rng.usize(..ACCOUNTS)].clone();
         match rng.u8(..10) {
             0..3 => {

@@ -19,7 +19,7 @@
 //! writes, each touched account's new view is put into Redis, newest version
 //! wins; Redis being down is logged and counted, never a failure.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
@@ -82,6 +82,10 @@ impl Projector {
         let mut response = KafkaBatchResponse::default();
         let mut summary = BatchSummary::default();
         let mut touched = BTreeSet::new();
+        // The read model's version of each account, as learnt in this batch:
+        // a record at or below it is a duplicate, skipped without a write
+        // (a redelivered backlog costs one write per account, not per record).
+        let mut known = HashMap::new();
         // Partitions in a stable order; records in offset order within each.
         let mut partitions: Vec<(String, Vec<KafkaRecord>)> = event.records.into_iter().collect();
         partitions.sort_by(|a, b| a.0.cmp(&b.0));
@@ -95,7 +99,7 @@ impl Projector {
                     summary.failed += 1;
                     continue;
                 }
-                match self.project_record(record, &mut summary, &mut touched).await {
+                match self.project_record(record, &mut summary, &mut touched, &mut known).await {
                     Ok(()) => {}
                     Err(error) => {
                         tracing::warn!(partition = %partition_name(record), offset = record.offset, %error, "record failed; Lambda will retry it");
@@ -116,6 +120,7 @@ impl Projector {
         record: &KafkaRecord,
         summary: &mut BatchSummary,
         touched: &mut BTreeSet<Uuid>,
+        known: &mut HashMap<Uuid, u64>,
     ) -> Result<(), RecordError> {
         let (envelope, event) = match decode(record, &self.codec) {
             Ok(decoded) => decoded,
@@ -134,13 +139,21 @@ impl Projector {
                 return Ok(());
             }
         };
+        if known.get(&envelope.stream_id).is_some_and(|&at| envelope.version <= at) {
+            summary.duplicates += 1;
+            return Ok(());
+        }
         let change = change_for(envelope.stream_id, envelope.version, &event);
         match self.read_model.apply(&change).await? {
             ApplyOutcome::Applied => {
                 summary.applied += 1;
                 touched.insert(envelope.stream_id);
+                known.insert(envelope.stream_id, envelope.version);
             }
-            ApplyOutcome::Duplicate { .. } => summary.duplicates += 1,
+            ApplyOutcome::Duplicate { stored } => {
+                summary.duplicates += 1;
+                known.insert(envelope.stream_id, stored);
+            }
             ApplyOutcome::Gap { stored } => {
                 self.fill_gap(envelope.stream_id, stored, envelope.version, summary).await?;
                 match self.read_model.apply(&change).await? {
@@ -155,6 +168,7 @@ impl Projector {
                     }
                 }
                 touched.insert(envelope.stream_id);
+                known.insert(envelope.stream_id, envelope.version);
             }
         }
         Ok(())
@@ -165,7 +179,8 @@ impl Projector {
     async fn fill_gap(&self, account_id: Uuid, stored: u64, before: u64, summary: &mut BatchSummary) -> Result<(), RecordError> {
         let unfilled = |reason: String| RecordError::UnfilledGap { account_id, version: before, reason };
         let store = self.event_store.as_ref().ok_or_else(|| unfilled("no event store to fill it from".into()))?;
-        let filled = catch_up(store.as_ref(), self.read_model.as_ref(), account_id, stored, Some(before)).await.map_err(|e| match e {
+        let view = self.read_model.account(account_id, true).await?.filter(|v| v.version == stored);
+        let filled = catch_up(store.as_ref(), self.read_model.as_ref(), account_id, view.as_ref(), Some(before)).await.map_err(|e| match e {
             ReconcileError::ReadModel(e) => RecordError::ReadModel(e),
             other => unfilled(other.to_string()),
         })?;

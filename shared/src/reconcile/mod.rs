@@ -16,9 +16,9 @@
 //! - [`Reconciler::rebuild`] (`ledgerline rebuild-projections`): every
 //!   account rewritten from its whole history, in place.
 //!
-//! Every write is the projector's version-conditional apply (or
-//! [`ReadModelStore::replace`], which never moves an account backwards), so
-//! all of this is idempotent and safe to run beside the projector.
+//! Every write is [`ReadModelStore::replace`], which never moves an account
+//! backwards and rewrites history rows whose content the events fix, so all
+//! of this is idempotent and safe to run beside the projector.
 //!
 //! Why streams by `updated_at` and not events by global position: a
 //! position is assigned when a row is inserted, not when its transaction
@@ -45,7 +45,7 @@ use uuid::Uuid;
 pub use self::progress::{InMemoryProgress, PostgresProgress, Progress, ProgressStore};
 use crate::accounts::codec::EventCodec;
 use crate::event_store::{EventStore, HeadQuery, RecordedEvent, StoreError, StreamHead};
-use crate::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionView, change_for};
+use crate::read_model::{AccountView, Change, ReadModelError, ReadModelStore, TransactionView, change_for};
 
 /// The progress record of scheduled passes.
 pub const PASS_PROGRESS: &str = "reconcile";
@@ -243,7 +243,7 @@ impl Reconciler {
                 report.behind += 1;
                 let lag = (now - head.updated_at).num_milliseconds().max(0) as u64;
                 report.oldest_lag_ms = report.oldest_lag_ms.max(lag);
-                let applied = catch_up(self.event_store.as_ref(), self.read_model.as_ref(), head.stream_id, at, None).await?;
+                let applied = catch_up(self.event_store.as_ref(), self.read_model.as_ref(), head.stream_id, view.as_ref(), None).await?;
                 report.events_applied += applied;
                 report.repaired += 1;
                 if report.repaired_accounts.len() < 100 {
@@ -269,31 +269,42 @@ impl Reconciler {
     }
 }
 
-/// Applies the events of `account_id` after version `stored` (and before
-/// `before`, when given) to the read model with the projector's
-/// version-conditional writes. Returns how many it applied; an event
-/// already there (someone else applied it meanwhile) is passed over.
+/// Brings `account_id` from `stored` (its view in the read model, `None`
+/// when it has none) up to the event store: the events after it (and
+/// before `before`, when given) are folded onto it and written with
+/// [`ReadModelStore::replace`]: their history rows in batches, then the
+/// account, unless the stored one has meanwhile moved further. A handful
+/// of requests however far behind the account is (one conditional write
+/// per event would take minutes for thousands). Returns how many events
+/// it folded in.
 pub async fn catch_up(
     event_store: &dyn EventStore,
     read_model: &dyn ReadModelStore,
     account_id: Uuid,
-    stored: u64,
+    stored: Option<&AccountView>,
     before: Option<u64>,
 ) -> Result<u64, ReconcileError> {
     let codec = EventCodec::current();
-    let missing = event_store.read_stream(account_id, stored).await?;
-    let mut applied = 0;
+    let from = stored.map_or(0, |v| v.version);
+    let missing = event_store.read_stream(account_id, from).await?;
+    let mut view = stored.cloned();
+    let mut rows = Vec::new();
+    let mut folded = 0;
     for recorded in missing.iter().take_while(|e| before.is_none_or(|b| e.version < b)) {
         let event = codec
             .decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
             .map_err(|e| ReconcileError::Codec { event_id: recorded.event_id, reason: e.to_string() })?;
-        match read_model.apply(&change_for(account_id, recorded.version, &event)).await? {
-            ApplyOutcome::Applied => applied += 1,
-            ApplyOutcome::Duplicate { .. } => {}
-            ApplyOutcome::Gap { stored } => return Err(ReconcileError::Gap { account_id, version: recorded.version, stored }),
+        let change = change_for(account_id, recorded.version, &event);
+        view = Some(change.apply_to(view.as_ref()).ok_or(ReconcileError::Gap { account_id, version: recorded.version, stored: from })?);
+        if let Change::Update { transaction: Some(row), .. } = change {
+            rows.push(row);
         }
+        folded += 1;
     }
-    Ok(applied)
+    if let Some(view) = view.filter(|_| folded > 0) {
+        read_model.replace(&view, &rows).await?;
+    }
+    Ok(folded)
 }
 
 /// An account's view and movement rows after all of `events` (its whole
