@@ -131,24 +131,10 @@ impl AccountCache {
         Ok(bytes.and_then(|bytes| bincode::serde::decode_from_slice::<AccountView, _>(&bytes, bincode_config()).ok().map(|(v, _)| v)))
     }
 
-    /// Removes every cached account view (for a rebuild). Returns how many.
-    pub async fn clear(&self) -> Result<u64, CacheError> {
+    /// Removes one account's cached view.
+    pub async fn remove(&self, account_id: Uuid) -> Result<(), CacheError> {
         let mut connection = self.connection().await?;
-        let pattern = format!("{}{KEY_PREFIX}*", self.namespace);
-        let mut cursor: u64 = 0;
-        let mut removed = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .bounded(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query_async(&mut connection))
-                .await?;
-            if !keys.is_empty() {
-                let deleted: u64 = self.bounded(connection.del(keys)).await?;
-                removed += deleted;
-            }
-            cursor = next;
-            if cursor == 0 {
-                return Ok(removed);
-            }
-        }
+        let _: u64 = self.bounded(connection.del(self.key(account_id))).await?;
+        Ok(())
     }
 }

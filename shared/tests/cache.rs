@@ -82,15 +82,18 @@ async fn entries_expire_after_the_ttl() {
 }
 
 #[tokio::test]
-async fn clear_removes_only_this_namespace() {
+async fn remove_drops_one_entry_of_this_namespace() {
     let (mine, theirs) = (cache(), cache());
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    mine.put_if_newer(&view(a, 1, 0)).await.unwrap();
+    mine.put_if_newer(&view(a, 3, 0)).await.unwrap();
     mine.put_if_newer(&view(b, 1, 0)).await.unwrap();
     theirs.put_if_newer(&view(a, 1, 0)).await.unwrap();
-    assert_eq!(mine.clear().await.unwrap(), 2);
+    mine.remove(a).await.unwrap();
     assert_eq!(mine.get(a).await.unwrap(), None);
+    assert!(mine.get(b).await.unwrap().is_some());
     assert!(theirs.get(a).await.unwrap().is_some());
+    // Gone, an older version may be put again (a rebuilt view at the same version).
+    assert!(mine.put_if_newer(&view(a, 2, 0)).await.unwrap());
 }
 
 #[tokio::test]

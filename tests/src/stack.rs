@@ -321,6 +321,8 @@ pub struct Stack {
     pub lambda_port: u16,
     pub failures: PathBuf,
     pub database_url: String,
+    pub accounts_table: String,
+    pub transactions_table: String,
 }
 
 pub const FUNCTIONS: [&str; 5] = ["command-api", "query-api", "projector", "outbox-publisher", "reconciler"];
@@ -385,7 +387,20 @@ impl Stack {
             let (status, answer) = invoke(lambda_port, function, &event).await;
             assert_eq!(status, 200, "{function} under cargo lambda watch: {answer}");
         }
-        Stack { served, broker, redis, dynamodb, postgres, binary, secret, lambda_port, failures, database_url }
+        Stack {
+            served,
+            broker,
+            redis,
+            dynamodb,
+            postgres,
+            binary,
+            secret,
+            lambda_port,
+            failures,
+            database_url,
+            accounts_table,
+            transactions_table,
+        }
     }
 
     /// Kills (SIGKILL) the processes of `function` that this stack's

@@ -180,10 +180,11 @@ impl Projector {
         let unfilled = |reason: String| RecordError::UnfilledGap { account_id, version: before, reason };
         let store = self.event_store.as_ref().ok_or_else(|| unfilled("no event store to fill it from".into()))?;
         let view = self.read_model.account(account_id, true).await?.filter(|v| v.version == stored);
-        let filled = catch_up(store.as_ref(), self.read_model.as_ref(), account_id, view.as_ref(), Some(before)).await.map_err(|e| match e {
-            ReconcileError::ReadModel(e) => RecordError::ReadModel(e),
-            other => unfilled(other.to_string()),
-        })?;
+        let filled =
+            catch_up(store.as_ref(), self.read_model.as_ref(), account_id, view.as_ref(), Some(before)).await.map_err(|e| match e {
+                ReconcileError::ReadModel(e) => RecordError::ReadModel(e),
+                other => unfilled(other.to_string()),
+            })?;
         summary.gap_events_filled += filled;
         tracing::info!(%account_id, from = stored + 1, to = before - 1, "filled a gap from the event store");
         Ok(())

@@ -6,21 +6,28 @@
 //! gave up on, records a broker lost or holds back, a cache entry left stale
 //! while Redis was away. Each is found among the streams changed since the
 //! last pass (or, failing that, by the slow sweep) and repaired with the
-//! projector's own version-conditional writes.
+//! writes that never move an account backwards.
 
 use std::time::Duration;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use ledgerline_shared::deadline::deadline_from;
-use ledgerline_shared::event_store::{EventStore, StoreError};
+use ledgerline_shared::event_store::EventStore;
 use ledgerline_shared::reconcile::{PassReport, ReconcileError, Reconciler};
 use serde::Serialize;
 use thiserror::Error;
+use tokio::time::Instant;
 
 /// Stop this long before the invocation's deadline: a pass cut short saves
 /// what it checked and the next one goes on.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The longest one pass runs, whatever deadline the invocation carries: the
+/// template's `Timeout` (60 s) less the margin. Under `cargo lambda watch`
+/// the context's deadline is the watcher's own (15 minutes), while the local
+/// stack, like AWS, gives up on the invocation at the function's `Timeout`.
+pub const PASS_BUDGET: Duration = Duration::from_secs(55);
 
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -28,15 +35,12 @@ pub enum HandlerError {
     /// the next scheduled pass starts again where this one was.
     #[error("reconciliation: {0}")]
     Reconcile(#[from] ReconcileError),
-    #[error("purging idempotency records: {0}")]
-    Purge(#[from] StoreError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(error: HandlerError) -> Self {
         let error_type = match &error {
             HandlerError::Reconcile(_) => "ReconcileFailed",
-            HandlerError::Purge(_) => "PurgeFailed",
         };
         Self { error_type: error_type.into(), error_message: error.to_string() }
     }
@@ -48,6 +52,27 @@ pub struct RunReport {
     #[serde(flatten)]
     pub pass: PassReport,
     pub idempotency_records_purged: u64,
+    /// Why the purge failed, when it did (the pass still counts).
+    pub purge_error: Option<String>,
+}
+
+fn emit(report: &RunReport, pass_failed: bool) {
+    ledgerline_shared::telemetry::emit_metrics(
+        "Ledgerline",
+        &[("Function", "reconciler")],
+        &[
+            ("PassesFailed", f64::from(u8::from(pass_failed))),
+            ("AccountsChecked", report.pass.checked as f64),
+            ("AccountsBehind", report.pass.behind as f64),
+            ("AccountsRepaired", report.pass.repaired as f64),
+            ("AccountsFailed", report.pass.failed as f64),
+            ("EventsRepaired", report.pass.events_applied as f64),
+            ("OldestLagMs", report.pass.oldest_lag_ms as f64),
+            ("CacheErrors", report.pass.cache_errors as f64),
+            ("IdempotencyRecordsPurged", report.idempotency_records_purged as f64),
+            ("PurgesFailed", f64::from(u8::from(report.purge_error.is_some()))),
+        ],
+    );
 }
 
 pub async fn handle(
@@ -55,33 +80,30 @@ pub async fn handle(
     event_store: &dyn EventStore,
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<RunReport, HandlerError> {
-    let deadline = deadline_from(event.context.deadline) - DEADLINE_MARGIN;
-    let pass = reconciler.pass(Some(deadline)).await;
-    if let Err(error) = &pass {
-        ledgerline_shared::telemetry::emit_metrics("Ledgerline", &[("Function", "reconciler")], &[("PassesFailed", 1.0)]);
-        tracing::warn!(%error, "reconcile pass failed; the next one goes on");
-    }
-    let pass = pass?;
-    let purged = event_store.purge_expired_idempotency().await?;
-    let report = RunReport { pass, idempotency_records_purged: purged };
-    let log = if report.pass.behind > 0 { tracing::Level::WARN } else { tracing::Level::DEBUG };
-    if log == tracing::Level::WARN {
-        tracing::warn!(?report, "reconcile pass repaired accounts that were behind");
+    let deadline = (deadline_from(event.context.deadline) - DEADLINE_MARGIN).min(Instant::now() + PASS_BUDGET);
+    let pass = match reconciler.pass(Some(deadline)).await {
+        Ok(pass) => pass,
+        Err(error) => {
+            // Metrics first: an alarm on PassesFailed sees every failed pass.
+            emit(&RunReport::default(), true);
+            tracing::warn!(%error, "reconcile pass failed; the next one goes on");
+            return Err(error.into());
+        }
+    };
+    // Housekeeping: a failed purge is reported, never fails the pass.
+    let (purged, purge_error) = match event_store.purge_expired_idempotency().await {
+        Ok(purged) => (purged, None),
+        Err(error) => {
+            tracing::warn!(%error, "purging expired idempotency records failed; the next run tries again");
+            (0, Some(error.to_string()))
+        }
+    };
+    let report = RunReport { pass, idempotency_records_purged: purged, purge_error };
+    emit(&report, false);
+    if report.pass.behind > 0 || report.pass.failed > 0 {
+        tracing::warn!(?report, "reconcile pass found accounts behind the event store");
     } else {
         tracing::debug!(?report, "reconcile pass found nothing behind");
     }
-    ledgerline_shared::telemetry::emit_metrics(
-        "Ledgerline",
-        &[("Function", "reconciler")],
-        &[
-            ("AccountsChecked", report.pass.checked as f64),
-            ("AccountsBehind", report.pass.behind as f64),
-            ("AccountsRepaired", report.pass.repaired as f64),
-            ("EventsRepaired", report.pass.events_applied as f64),
-            ("OldestLagMs", report.pass.oldest_lag_ms as f64),
-            ("CacheErrors", report.pass.cache_errors as f64),
-            ("IdempotencyRecordsPurged", purged as f64),
-        ],
-    );
     Ok(report)
 }

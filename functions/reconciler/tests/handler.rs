@@ -66,3 +66,35 @@ async fn a_scheduled_run_repairs_what_is_behind_and_reports_it() {
     let again = reconciler::handle(&reconciler, store.as_ref(), scheduled()).await.unwrap();
     assert_eq!((again.pass.behind, again.pass.repaired), (0, 0), "{again:?}");
 }
+
+#[tokio::test]
+async fn an_account_that_cannot_be_repaired_is_reported_and_the_others_still_are() {
+    use ledgerline_shared::event_store::{AppendBatch, NewEvent, StreamAppend};
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
+    let read_model = Arc::new(InMemoryReadModel::default());
+    // An event that no longer decodes (say, written by a newer release).
+    let broken = Uuid::from_u128(1);
+    let garbage = NewEvent { event_id: Uuid::new_v4(), event_type: "AccountOpened".into(), schema_version: 99, payload: vec![0xff; 4] };
+    store
+        .append(AppendBatch {
+            streams: vec![StreamAppend { stream_id: broken, expected_version: 0, events: vec![garbage], snapshot: None }],
+            metadata: EventMetadata::now("test", Uuid::new_v4(), "rita"),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+    let fine = account_on_the_write_side(store.clone()).await;
+    let reconciler = Reconciler {
+        event_store: store.clone(),
+        read_model: read_model.clone(),
+        cache: None,
+        progress: Arc::new(InMemoryProgress::default()),
+        settings: ReconcileSettings::default(),
+    };
+
+    let report = reconciler::handle(&reconciler, store.as_ref(), scheduled()).await.expect("one bad account does not fail the pass");
+    assert_eq!((report.pass.failed, report.pass.repaired), (1, 1), "{report:?}");
+    assert_eq!(report.pass.failed_accounts[0].0, broken);
+    assert_eq!(report.pass.repaired_accounts, vec![fine]);
+    assert_eq!(read_model.account(fine, true).await.unwrap().unwrap().version, 2);
+}

@@ -231,7 +231,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// The unexpired idempotency record for (caller, key), if any.
     async fn find_idempotency(&self, caller_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    /// Deletes expired idempotency records; returns how many.
+    /// Deletes expired idempotency records, a bounded number per call (a
+    /// large backlog takes several calls); returns how many.
     async fn purge_expired_idempotency(&self) -> Result<u64, StoreError>;
 
     /// The outbox rows of one stream, in outbox order (for operators and tests;

@@ -347,8 +347,26 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn purge_expired_idempotency(&self) -> Result<u64, StoreError> {
+        // In slices small enough for the session's statement_timeout
+        // (crate::db::SESSION_LIMITS), through idempotency_keys_expires_idx.
+        const SLICE: u64 = 5_000;
         let client = self.client().await?;
-        client.execute("DELETE FROM idempotency_keys WHERE expires_at <= now()", &[]).await.map_err(map_pg_error)
+        let statement = client
+            .prepare_cached(
+                "DELETE FROM idempotency_keys WHERE ctid IN \
+                   (SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT 5000)",
+            )
+            .await
+            .map_err(map_pg_error)?;
+        let mut purged = 0;
+        for _ in 0..PURGE_SLICES {
+            let deleted = client.execute(&statement, &[]).await.map_err(map_pg_error)?;
+            purged += deleted;
+            if deleted < SLICE {
+                break;
+            }
+        }
+        Ok(purged)
     }
 
     async fn outbox_for_stream(&self, stream_id: Uuid) -> Result<Vec<OutboxMessage>, StoreError> {
@@ -424,6 +442,10 @@ impl EventStore for PostgresEventStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 }
+
+/// How many slices of expired idempotency records one purge deletes at most
+/// (100,000 records): a larger backlog takes several runs.
+const PURGE_SLICES: usize = 20;
 
 fn limit_param(limit: usize) -> i64 {
     limit.min(i64::MAX as usize) as i64

@@ -39,6 +39,21 @@ fn timeout_config(operation: Duration) -> TimeoutConfig {
     TimeoutConfig::builder().operation_timeout(operation).connect_timeout(Duration::from_secs(2)).build()
 }
 
+/// Before each round of a batch call: nothing the first time; then, for
+/// what DynamoDB left unprocessed (it does when throttling), a growing pause
+/// (25 ms, doubling), and after 8 rounds the store counts as unavailable.
+async fn back_off(attempt: &mut u32) -> Result<(), ReadModelError> {
+    const ROUNDS: u32 = 8;
+    if *attempt >= ROUNDS {
+        return Err(ReadModelError::Unavailable(format!("items still unprocessed after {ROUNDS} rounds")));
+    }
+    if *attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(25 << (*attempt - 1))).await;
+    }
+    *attempt += 1;
+    Ok(())
+}
+
 /// A client configured from the environment, the way Lambda runs it.
 pub async fn client_from_env(operation_timeout: Duration) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config(operation_timeout)).load().await;
@@ -85,7 +100,9 @@ impl DynamoReadModel {
     async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), ReadModelError> {
         for chunk in requests.chunks(25) {
             let mut pending = HashMap::from([(table.to_owned(), chunk.to_vec())]);
+            let mut attempt = 0;
             while !pending.is_empty() {
+                back_off(&mut attempt).await?;
                 let result = self.client.batch_write_item().set_request_items(Some(pending)).send().await.map_err(map_sdk_error)?;
                 pending = result.unprocessed_items.unwrap_or_default().into_iter().filter(|(_, v)| !v.is_empty()).collect();
             }
@@ -246,7 +263,9 @@ impl ReadModelStore for DynamoReadModel {
                     .build()
                     .map_err(|e| ReadModelError::Other(e.to_string()))?,
             );
+            let mut attempt = 0;
             while let Some(request) = pending.take() {
+                back_off(&mut attempt).await?;
                 let output =
                     self.client.batch_get_item().request_items(&self.tables.accounts, request).send().await.map_err(map_sdk_error)?;
                 for item in output.responses.as_ref().and_then(|r| r.get(&self.tables.accounts)).into_iter().flatten() {

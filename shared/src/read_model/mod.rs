@@ -250,7 +250,8 @@ pub trait ReadModelStore: Send + Sync + 'static {
     /// (their content is fixed by the events, so rewriting one is harmless),
     /// then the account itself unless the stored one is newer. Returns
     /// whether the account was written. Never moves an account backwards,
-    /// so it is safe beside the projector and readers see no gap.
+    /// so it is safe beside the projector. The rows land before the account,
+    /// so for a moment the history may hold rows above the account's version.
     async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError>;
 }
 

@@ -31,7 +31,7 @@
 
 pub mod progress;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,11 +64,23 @@ pub enum ReconcileError {
     Gap { account_id: Uuid, version: u64, stored: u64 },
 }
 
+impl ReconcileError {
+    /// A store is unreachable or throttling: nothing is wrong with the data,
+    /// so the pass stops and the next one tries again.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Unavailable(_) | StoreError::Transient(_)) | Self::ReadModel(ReadModelError::Unavailable(_)))
+    }
+}
+
 /// Where views go after a repair besides the read model: the Redis cache.
 /// Failures are counted, never fatal (the cache is an optimisation).
 #[async_trait]
 pub trait ViewCache: Send + Sync + 'static {
+    /// Puts `view` unless a newer version is cached.
     async fn refresh(&self, view: &AccountView) -> Result<(), String>;
+    /// Drops the cached view (a rebuild may fix content at the same version,
+    /// which `refresh` would not replace).
+    async fn evict(&self, account_id: Uuid) -> Result<(), String>;
 }
 
 #[cfg(feature = "redis")]
@@ -76,6 +88,10 @@ pub trait ViewCache: Send + Sync + 'static {
 impl ViewCache for crate::cache::AccountCache {
     async fn refresh(&self, view: &AccountView) -> Result<(), String> {
         self.put_if_newer(view).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn evict(&self, account_id: Uuid) -> Result<(), String> {
+        self.remove(account_id).await.map_err(|e| e.to_string())
     }
 }
 
@@ -112,6 +128,12 @@ pub struct PassReport {
     pub oldest_lag_ms: u64,
     pub cache_refreshed: u64,
     pub cache_errors: u64,
+    /// Accounts that could not be checked or repaired (an event that does
+    /// not decode, a damaged item): logged, counted, passed over, so one
+    /// bad account never stops the others being repaired.
+    pub failed: u64,
+    /// The failed accounts (the first 100) and why.
+    pub failed_accounts: Vec<(Uuid, String)>,
     /// The repaired accounts (the first 100), for the operator.
     pub repaired_accounts: Vec<Uuid>,
     /// Whether the pass stopped at its deadline before it was done.
@@ -136,37 +158,43 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// One scheduled pass: the streams changed since the last pass (looking
-    /// `overlap` further back), then one page of the sweep. Progress is saved
-    /// only for what was checked, so a pass cut short by `deadline` or an
-    /// error is simply continued by the next one.
+    /// One scheduled pass: one page of the slow sweep, then the streams
+    /// changed since the last pass (looking `overlap` further back). The
+    /// sweep goes first so that a steady stream of changes can never starve
+    /// it. Progress is saved after every page, so a pass cut short by
+    /// `deadline` or an outage is simply continued by the next one.
     pub async fn pass(&self, deadline: Option<Instant>) -> Result<PassReport, ReconcileError> {
         let mut report = PassReport::default();
+        let mut seen = HashSet::new();
         let mut progress = self.progress.load(PASS_PROGRESS).await?;
+
+        let heads = self.event_store.stream_heads(HeadQuery::ById { after: progress.sweep_after, limit: self.settings.sweep_page }).await?;
+        let checked = self.check(&heads, &mut report, &mut seen, deadline).await?;
+        progress.sweep_after = if checked < heads.len() {
+            // Cut short: go on after the last one checked.
+            if checked == 0 { progress.sweep_after } else { Some(heads[checked - 1].stream_id) }
+        } else if heads.len() < self.settings.sweep_page {
+            None // the end of the streams: the next page starts from the first
+        } else {
+            heads.last().map(|h| h.stream_id)
+        };
+        self.progress.save(PASS_PROGRESS, progress).await?;
+
         let since = progress.changed_since.map_or(DateTime::<Utc>::UNIX_EPOCH, |t| t - self.settings.overlap);
         let mut after = None;
-        loop {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                report.incomplete = true;
+        while !report.incomplete {
+            let heads = self.event_store.stream_heads(HeadQuery::ChangedSince { since, after, limit: self.settings.page }).await?;
+            let checked = self.check(&heads, &mut report, &mut seen, deadline).await?;
+            if checked == 0 {
                 break;
             }
-            let heads = self.event_store.stream_heads(HeadQuery::ChangedSince { since, after, limit: self.settings.page }).await?;
-            let Some(last) = heads.last().copied() else { break };
-            self.check(&heads, &mut report).await?;
+            let last = heads[checked - 1];
             after = Some((last.updated_at, last.stream_id));
             progress.changed_since = progress.changed_since.max(Some(last.updated_at));
             self.progress.save(PASS_PROGRESS, progress).await?;
             if heads.len() < self.settings.page {
                 break;
             }
-        }
-        if !report.incomplete {
-            let heads =
-                self.event_store.stream_heads(HeadQuery::ById { after: progress.sweep_after, limit: self.settings.sweep_page }).await?;
-            self.check(&heads, &mut report).await?;
-            // At the end of the streams the sweep starts again from the first.
-            progress.sweep_after = if heads.len() < self.settings.sweep_page { None } else { heads.last().map(|h| h.stream_id) };
-            self.progress.save(PASS_PROGRESS, progress).await?;
         }
         Ok(report)
     }
@@ -179,7 +207,7 @@ impl Reconciler {
             let heads = self.event_store.stream_heads(HeadQuery::ById { after, limit: self.settings.page }).await?;
             let Some(last) = heads.last() else { break };
             after = Some(last.stream_id);
-            self.check(&heads, &mut report).await?;
+            self.check(&heads, &mut report, &mut HashSet::new(), None).await?;
         }
         Ok(report)
     }
@@ -208,9 +236,11 @@ impl Reconciler {
                     state.accounts_written += 1;
                 }
                 if let Some(cache) = &self.cache {
-                    // The stored view may be newer than this replay (the projector went on).
-                    if let Some(current) = self.read_model.account(head.stream_id, true).await? {
-                        let _ = cache.refresh(&current).await;
+                    // The cache may hold the old content at the same version,
+                    // which a refresh (newest wins) would keep: drop it; the
+                    // next read or projected event puts the rebuilt view back.
+                    if let Err(error) = cache.evict(head.stream_id).await {
+                        tracing::warn!(account_id = %head.stream_id, %error, "could not drop the cached view");
                     }
                 }
             }
@@ -225,17 +255,38 @@ impl Reconciler {
         Ok(state)
     }
 
-    /// Compares a page of stream heads with the read model and repairs the
-    /// accounts that are behind; refreshes the cache with what is stored.
-    async fn check(&self, heads: &[StreamHead], report: &mut PassReport) -> Result<(), ReconcileError> {
+    /// Compares a page of stream heads with the read model, repairs the
+    /// accounts that are behind and refreshes the cache with what is
+    /// stored. Returns how many heads it got through before `deadline`
+    /// (all of them, or fewer with `report.incomplete` set).
+    ///
+    /// An outage (a store unavailable) ends the pass with an error: the next
+    /// pass tries again. Anything else wrong with one account is recorded in
+    /// the report and passed over.
+    /// `seen` holds the accounts this pass already checked: each is checked
+    /// (and counted) once.
+    async fn check(
+        &self,
+        heads: &[StreamHead],
+        report: &mut PassReport,
+        seen: &mut HashSet<Uuid>,
+        deadline: Option<Instant>,
+    ) -> Result<usize, ReconcileError> {
         if heads.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let ids: Vec<Uuid> = heads.iter().map(|h| h.stream_id).collect();
         let stored: HashMap<Uuid, AccountView> = self.read_model.accounts(&ids).await?.into_iter().map(|v| (v.account_id, v)).collect();
         let now = Utc::now();
         let mut cache_down = false;
-        for head in heads {
+        for (done, head) in heads.iter().enumerate() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                report.incomplete = true;
+                return Ok(done);
+            }
+            if !seen.insert(head.stream_id) {
+                continue;
+            }
             report.checked += 1;
             let mut view = stored.get(&head.stream_id).cloned();
             let at = view.as_ref().map_or(0, |v| v.version);
@@ -243,14 +294,26 @@ impl Reconciler {
                 report.behind += 1;
                 let lag = (now - head.updated_at).num_milliseconds().max(0) as u64;
                 report.oldest_lag_ms = report.oldest_lag_ms.max(lag);
-                let applied = catch_up(self.event_store.as_ref(), self.read_model.as_ref(), head.stream_id, view.as_ref(), None).await?;
-                report.events_applied += applied;
-                report.repaired += 1;
-                if report.repaired_accounts.len() < 100 {
-                    report.repaired_accounts.push(head.stream_id);
+                match catch_up(self.event_store.as_ref(), self.read_model.as_ref(), head.stream_id, view.as_ref(), None).await {
+                    Ok(applied) => {
+                        report.events_applied += applied;
+                        report.repaired += 1;
+                        if report.repaired_accounts.len() < 100 {
+                            report.repaired_accounts.push(head.stream_id);
+                        }
+                        tracing::info!(account_id = %head.stream_id, from = at, to = head.version, applied, lag_ms = lag, "repaired a read-model account from the event store");
+                        view = self.read_model.account(head.stream_id, true).await?;
+                    }
+                    Err(error) if error.is_outage() => return Err(error),
+                    Err(error) => {
+                        tracing::error!(account_id = %head.stream_id, %error, "cannot repair this account; passing over it");
+                        report.failed += 1;
+                        if report.failed_accounts.len() < 100 {
+                            report.failed_accounts.push((head.stream_id, error.to_string()));
+                        }
+                        continue;
+                    }
                 }
-                tracing::info!(account_id = %head.stream_id, from = at, to = head.version, applied, lag_ms = lag, "repaired a read-model account from the event store");
-                view = self.read_model.account(head.stream_id, true).await?;
             }
             // A cache refresh the projector could not make (Redis was down)
             // is made here: newest version wins, so this never goes back.
@@ -265,7 +328,7 @@ impl Reconciler {
                 }
             }
         }
-        Ok(())
+        Ok(heads.len())
     }
 }
 
