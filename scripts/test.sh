@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The README's test command: start the services, lint the SAM template,
-# then run every test.
+# The README's test command: check formatting, start the services, lint the
+# SAM template, then run every test.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -p NAME    # extra arguments go to cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Formatting first: it needs no services and fails in a second.
+cargo fmt --all --check
 scripts/services.sh
 scripts/lint-template.sh
 

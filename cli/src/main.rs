@@ -37,7 +37,8 @@ enum Command {
         /// The caller id (`sub` claim).
         #[arg(long)]
         sub: String,
-        /// Add the `ledgerline/admin` scope.
+        /// Make the caller an administrator: the admin group in the groups
+        /// claim (LEDGERLINE_ADMIN_GROUP in LEDGERLINE_ADMIN_GROUPS_CLAIM).
         #[arg(long)]
         admin: bool,
         /// How long the token lives, like 30m, 1h or 7d.

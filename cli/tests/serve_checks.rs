@@ -46,3 +46,17 @@ fn a_bad_setting_is_refused_by_name() {
     assert!(!ok);
     assert!(stderr.contains("LEDGERLINE_LAMBDA_PORT=ninety"), "{stderr}");
 }
+
+#[test]
+fn the_development_secret_is_refused_on_an_address_other_machines_reach() {
+    // The embedded mode needs no services: only the address and the secret matter.
+    let output = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args(["serve", "--embedded"])
+        .env("LEDGERLINE_HTTP_ADDR", "0.0.0.0:0")
+        .env_remove("LEDGERLINE_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to serve on 0.0.0.0") && stderr.contains("LEDGERLINE_JWT_SECRET"), "{stderr}");
+}

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[allow(dead_code)]
 mod auth;
 
-use auth::{ADMIN_SCOPE, DEVELOPMENT_SECRET, JwtSecret, TokenVerifier};
+use auth::{DEVELOPMENT_SECRET, JwtSecret, TokenVerifier};
 
 fn token(args: &[&str], secret: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
@@ -34,14 +34,14 @@ fn a_minted_token_passes_the_gateway_with_its_claims() {
     assert!(output.stderr.is_empty(), "no warning when the secret is set: {output:?}");
     let claims = TokenVerifier::new(&JwtSecret::new("cli-test-secret")).verify(&stdout(&output)).unwrap();
     assert_eq!(claims["sub"], "alice");
-    assert_eq!(claims["scope"], ADMIN_SCOPE);
+    assert_eq!(claims["cognito:groups"], serde_json::json!(["ledgerline-admins"]), "--admin: the admin group");
     let exp = claims["exp"].as_u64().unwrap();
     assert!((now() + 1790..=now() + 1800).contains(&exp), "30 minutes: {exp}");
 
     let plain = token(&["--sub", "bob", "--ttl", "7d"], Some("cli-test-secret"));
     let claims = TokenVerifier::new(&JwtSecret::new("cli-test-secret")).verify(&stdout(&plain)).unwrap();
     assert_eq!(claims["sub"], "bob");
-    assert!(claims.get("scope").is_none(), "no scope without --admin");
+    assert!(claims.get("cognito:groups").is_none(), "no group without --admin");
     assert!(claims["exp"].as_u64().unwrap() >= now() + 7 * 86_400 - 10);
 
     let other = TokenVerifier::new(&JwtSecret::new("another-secret")).verify(&stdout(&plain));

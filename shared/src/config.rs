@@ -80,6 +80,17 @@ impl crate::reconcile::ReconcileSettings {
     }
 }
 
+#[cfg(feature = "http")]
+impl crate::http::caller::AdminRule {
+    pub fn from_env() -> Self {
+        let defaults = Self::default();
+        Self {
+            claim: var("LEDGERLINE_ADMIN_GROUPS_CLAIM").unwrap_or(defaults.claim),
+            group: var("LEDGERLINE_ADMIN_GROUP").unwrap_or(defaults.group),
+        }
+    }
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

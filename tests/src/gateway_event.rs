@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-/// Who signed the request: the `sub` claim, and whether the token carries
-/// the `ledgerline/admin` scope. `None` is a request without claims.
+/// Who signed the request: the `sub` claim, and whether the caller is in
+/// the administrators' group. `None` is a request without claims.
 pub type Caller<'a> = Option<(&'a str, bool)>;
 
 /// The event for `method path?query`, with the authorizer's claims for
@@ -32,8 +32,13 @@ pub fn api_gateway_v2_event(
         "timeEpoch": 1_795_564_800_000i64
     });
     if let Some((sub, admin)) = caller {
-        let scope = if admin { "openid ledgerline/admin" } else { "openid" };
-        context["authorizer"] = json!({"jwt": {"claims": {"sub": sub, "scope": scope}, "scopes": null}});
+        // An administrator is a member of the admin group (API Gateway
+        // passes a list claim as `[a b]`); every caller has the usual scope.
+        let mut claims = json!({"sub": sub, "scope": "openid"});
+        if admin {
+            claims["cognito:groups"] = json!("[ledgerline-admins]");
+        }
+        context["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
     }
     json!({
         "version": "2.0",

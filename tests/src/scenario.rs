@@ -12,7 +12,8 @@
 //!    also when the retries race; the same key with another body → 422;
 //! 4. transfers in both directions at once (409s are retried with the same
 //!    key, as a client would);
-//! 5. one user cannot read or move the other's money (403), an
+//! 5. one user cannot read or move the other's money (404, as if it did not
+//!    exist), an
 //!    administrator can read it;
 //! 6. the read side converges: each account read with `?min_version=` (409
 //!    until the projection has caught up, polled under a deadline) has the
@@ -145,9 +146,10 @@ pub async fn run_with(base_url: &str, minter: &dyn TokenMinter, settings: &Setti
         }
         let (sender, receiver) = if from == a.id { (&mut a, &mut b) } else { (&mut b, &mut a) };
         assert_eq!(answer.body["from"]["account_id"], json!(from), "{answer:?}");
-        assert_eq!(answer.body["to"]["account_id"], json!(to), "{answer:?}");
+        // Of the recipient, the answer names the id and nothing else.
+        assert_eq!(answer.body["to"], json!({"account_id": to}), "{answer:?}");
         sender.record(version(&answer.body["from"]), "transfer_out", amount, Some(int(&answer.body["from"]["balance"])));
-        receiver.record(version(&answer.body["to"]), "transfer_in", amount, None);
+        receiver.receive(amount);
         by_key.insert(key, answer);
     }
 
@@ -164,13 +166,19 @@ pub async fn run_with(base_url: &str, minter: &dyn TokenMinter, settings: &Setti
         .await,
     ];
     for answer in &forbidden {
-        expect(answer, StatusCode::FORBIDDEN, "another user's account");
-        assert_eq!(answer.code(), Some("forbidden"), "{answer:?}");
+        // Someone else's account is answered exactly as a missing one.
+        expect(answer, StatusCode::NOT_FOUND, "another user's account");
+        assert_eq!(answer.code(), Some("account_not_found"), "{answer:?}");
     }
 
-    // A last deposit: its answered version proves the retries and the refused
-    // requests above appended nothing (answered versions must be 1..=last).
+    // A last deposit (for bob, with a withdrawal of the same amount): its
+    // answered version proves the retries and the refused requests above
+    // appended nothing (versions must be 1..=last, each one accounted for).
     s.money(&alice_token, &mut a, "deposits", 7, &s.key("deposit-a-last")).await;
+    s.money(&bob_token, &mut b, "deposits", 3, &s.key("deposit-b-last")).await;
+    s.money(&bob_token, &mut b, "withdrawals", 3, &s.key("withdraw-b-last")).await;
+    a.place_incoming();
+    b.place_incoming();
     for account in [&a, &b] {
         let versions: Vec<u64> = account.rows.keys().copied().collect();
         assert_eq!(versions, (2..=account.version).collect::<Vec<_>>(), "{}: every version is one answered command", account.id);
@@ -192,8 +200,8 @@ pub async fn run_with(base_url: &str, minter: &dyn TokenMinter, settings: &Setti
         http.get(&format!("/accounts/{}/transactions", a.id), Some(&bob_token)).await,
         http.get(&format!("/accounts/{}", b.id), Some(&alice_token)).await,
     ] {
-        expect(&answer, StatusCode::FORBIDDEN, "another user's account");
-        assert_eq!(answer.code(), Some("forbidden"), "{answer:?}");
+        expect(&answer, StatusCode::NOT_FOUND, "another user's account");
+        assert_eq!(answer.code(), Some("account_not_found"), "{answer:?}");
     }
 
     Report {
@@ -213,12 +221,34 @@ struct Expected {
     version: u64,
     /// version → (kind, amount, balance_after when the answer told it)
     rows: BTreeMap<u64, (&'static str, i64, Option<i64>)>,
+    /// Transfers received: a transfer's answer names the recipient's id and
+    /// nothing more, so their versions are the ones left between the
+    /// account's own answers ([`Expected::place_incoming`]).
+    incoming: Vec<i64>,
 }
 
 impl Expected {
     fn record(&mut self, version: u64, kind: &'static str, amount: i64, balance_after: Option<i64>) {
         assert!(self.rows.insert(version, (kind, amount, balance_after)).is_none(), "{}: version {version} answered twice", self.id);
         self.version = self.version.max(version);
+    }
+
+    fn receive(&mut self, amount: i64) {
+        self.incoming.push(amount);
+    }
+
+    /// Puts the received transfers on the versions the account's own
+    /// answers left free, up to its last answered version. They must fill
+    /// those exactly (nothing else was appended), and in this scenario every
+    /// transfer into one account has the same amount, so their order does
+    /// not matter.
+    fn place_incoming(&mut self) {
+        let free: Vec<u64> = (2..=self.version).filter(|v| !self.rows.contains_key(v)).collect();
+        assert_eq!(free.len(), self.incoming.len(), "{}: versions {free:?} for {} received transfers", self.id, self.incoming.len());
+        assert!(self.incoming.windows(2).all(|w| w[0] == w[1]), "one amount per direction: {:?}", self.incoming);
+        for (version, amount) in free.into_iter().zip(std::mem::take(&mut self.incoming)) {
+            self.rows.insert(version, ("transfer_in", amount, None));
+        }
     }
 
     /// (version, kind, amount, balance_after) in version order, every balance
@@ -256,7 +286,7 @@ impl Steps {
         assert_eq!(answer.body["owner_id"], owner, "{answer:?}");
         assert_eq!((int(&answer.body["balance"]), version(&answer.body)), (0, 1), "{answer:?}");
         let id = answer.body["account_id"].as_str().expect("an account id").to_owned();
-        Expected { id, version: 1, rows: BTreeMap::new() }
+        Expected { id, version: 1, rows: BTreeMap::new(), incoming: Vec::new() }
     }
 
     /// A deposit or withdrawal; records it and returns the answer.

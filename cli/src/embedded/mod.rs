@@ -57,6 +57,7 @@ pub async fn serve() -> anyhow::Result<()> {
     let write = WriteSettings::from_env().context("the write side's settings")?;
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
+    secret.check_exposure(local).map_err(anyhow::Error::msg)?;
 
     let (stack, backend) = Stack::start(&write, Arc::new(InMemoryReadModel::default()), interval);
     println!("ledgerline: serving on http://{local} (embedded: everything in memory; Ctrl-C stops)");

@@ -21,6 +21,7 @@ use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::signature::{self, Signer, Verifier};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ledgerline_shared::http::caller::AdminRule;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -30,9 +31,6 @@ pub const SECRET_VAR: &str = "LEDGERLINE_JWT_SECRET";
 /// Used when `LEDGERLINE_JWT_SECRET` is unset: anyone who reads this
 /// repository can mint tokens with it, so it is for a developer's machine only.
 pub const DEVELOPMENT_SECRET: &str = "ledgerline-development-jwt-secret-do-not-use-in-production";
-
-/// The scope that makes an administrator (the functions' `ADMIN_SCOPE`).
-pub const ADMIN_SCOPE: &str = "ledgerline/admin";
 
 /// The signing secret and whether it is the development default.
 #[derive(Clone)]
@@ -56,6 +54,18 @@ impl JwtSecret {
             Some(secret) => Self::new(secret),
             None => Self { bytes: DEVELOPMENT_SECRET.as_bytes().to_vec(), is_development_default: true },
         }
+    }
+
+    /// Refuses the development default on an address other machines can
+    /// reach: anyone could mint tokens for it. Loopback only.
+    pub fn check_exposure(&self, bound: std::net::SocketAddr) -> Result<(), String> {
+        if self.is_development_default && !bound.ip().is_loopback() {
+            return Err(format!(
+                "refusing to serve on {bound} with the development JWT secret: anyone who can reach it could mint tokens; \
+                 set {SECRET_VAR} to a secret of your own, or bind to 127.0.0.1"
+            ));
+        }
+        Ok(())
     }
 
     /// The warning to show when the development default is in use.
@@ -132,8 +142,10 @@ impl TokenVerifier {
     }
 }
 
-/// Mints a token for `sub` living `ttl`, with the admin scope when asked:
-/// claims `sub`, `iat`, `exp` and, for administrators, `scope`.
+/// Mints a token for `sub` living `ttl`: claims `sub`, `iat`, `exp` and, for
+/// an administrator, the admin group in the groups claim the functions read
+/// (`LEDGERLINE_ADMIN_GROUPS_CLAIM` / `LEDGERLINE_ADMIN_GROUP`, as Cognito
+/// puts a user's groups in `cognito:groups`).
 pub fn mint(secret: &JwtSecret, sub: &str, admin: bool, ttl: Duration) -> Result<String, jsonwebtoken::errors::Error> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut claims = Map::new();
@@ -141,7 +153,8 @@ pub fn mint(secret: &JwtSecret, sub: &str, admin: bool, ttl: Duration) -> Result
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), now.saturating_add(ttl.as_secs()).into());
     if admin {
-        claims.insert("scope".into(), ADMIN_SCOPE.into());
+        let rule = AdminRule::current();
+        claims.insert(rule.claim.clone(), Value::Array(vec![rule.group.clone().into()]));
     }
     sign_claims(secret, &claims)
 }
@@ -241,11 +254,12 @@ mod tests {
         let token = mint(&secret(), "alice", true, Duration::from_secs(3600)).unwrap();
         let claims = TokenVerifier::new(&secret()).verify(&token).unwrap();
         assert_eq!(claims["sub"], "alice");
-        assert_eq!(claims["scope"], ADMIN_SCOPE);
+        assert_eq!(claims["cognito:groups"], serde_json::json!(["ledgerline-admins"]));
+        assert!(claims.get("scope").is_none(), "no scope: a scope never makes an administrator");
         let exp = claims["exp"].as_u64().unwrap();
         assert!((now() + 3590..=now() + 3600).contains(&exp), "exp {exp}");
         let plain = mint(&secret(), "bob", false, Duration::from_secs(60)).unwrap();
-        assert!(TokenVerifier::new(&secret()).verify(&plain).unwrap().get("scope").is_none());
+        assert!(TokenVerifier::new(&secret()).verify(&plain).unwrap().get("cognito:groups").is_none());
     }
 
     #[test]
@@ -304,6 +318,19 @@ mod tests {
         assert_eq!(strings["admin"], "true");
         assert_eq!(strings["groups"], "[a b]");
         assert_eq!(strings["obj"], r#"{"k":1}"#);
+    }
+
+    #[test]
+    fn the_development_secret_is_refused_beyond_loopback() {
+        let development = JwtSecret::from_lookup(|_| None);
+        for loopback in ["127.0.0.1:3000", "[::1]:3000"] {
+            assert_eq!(development.check_exposure(loopback.parse().unwrap()), Ok(()), "{loopback}");
+        }
+        for exposed in ["0.0.0.0:3000", "192.0.2.7:3000", "[::]:3000"] {
+            let refusal = development.check_exposure(exposed.parse().unwrap()).unwrap_err();
+            assert!(refusal.contains(SECRET_VAR) && refusal.contains("refusing"), "{refusal}");
+        }
+        assert_eq!(JwtSecret::new("s3cret").check_exposure("0.0.0.0:3000".parse().unwrap()), Ok(()));
     }
 
     #[test]

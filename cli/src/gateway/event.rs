@@ -221,15 +221,25 @@ mod tests {
     fn the_functions_see_the_caller_through_lambda_http() {
         let request = Request::get("/accounts/abc").body(()).unwrap();
         let route = routes::find("GET", "/accounts/abc").unwrap();
-        let claims: Map<String, Value> = serde_json::from_str(r#"{"sub":"bob","exp":1795564800,"scope":"ledgerline/admin"}"#).unwrap();
-        let event = build(&parts(request), b"", &route, &claims, "127.0.0.1:1".parse().unwrap(), chrono::Utc::now()).unwrap();
-        assert!(serde_json::to_value(&event).unwrap().get("body").is_none());
-        // Exactly Lambda's path: the event's JSON through lambda_http.
-        let request = lambda_http::request::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
-        let context = request.extensions().get::<lambda_http::request::RequestContext>().unwrap();
-        let caller = ledgerline_shared::http::caller::Caller::from_context(context).unwrap();
-        assert_eq!((caller.id.as_str(), caller.is_admin), ("bob", true));
-        assert_eq!(request.uri().path(), "/accounts/abc");
+        let caller_of = |claims: &str| {
+            let claims: Map<String, Value> = serde_json::from_str(claims).unwrap();
+            let request = Request::get("/accounts/abc").body(()).unwrap();
+            let event = build(&parts(request), b"", &route, &claims, "127.0.0.1:1".parse().unwrap(), chrono::Utc::now()).unwrap();
+            assert!(serde_json::to_value(&event).unwrap().get("body").is_none());
+            // Exactly Lambda's path: the event's JSON through lambda_http.
+            let request = lambda_http::request::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+            assert_eq!(request.uri().path(), "/accounts/abc");
+            let context = request.extensions().get::<lambda_http::request::RequestContext>().unwrap();
+            let caller = ledgerline_shared::http::caller::Caller::from_context(context).unwrap();
+            (caller.id, caller.is_admin)
+        };
+        // The admin group, as a JSON list in the token: an administrator.
+        let admin = caller_of(r#"{"sub":"bob","exp":1795564800,"cognito:groups":["staff","ledgerline-admins"]}"#);
+        assert_eq!(admin, ("bob".to_owned(), true));
+        // The old admin scope alone: an ordinary caller.
+        let scoped = caller_of(r#"{"sub":"eve","exp":1795564800,"scope":"openid ledgerline/admin"}"#);
+        assert_eq!(scoped, ("eve".to_owned(), false));
+        drop(request);
     }
 
     #[test]

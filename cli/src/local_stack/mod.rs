@@ -174,6 +174,7 @@ pub async fn serve() -> anyhow::Result<()> {
     let address = gateway::address_from_env();
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("listening on {address}"))?;
     let local = listener.local_addr()?;
+    secret.check_exposure(local).map_err(anyhow::Error::msg)?;
 
     let cargo_lambda = watch::find_cargo_lambda(&settings.repo)?;
     // The functions see no JWT secret: in AWS the authorizer checks tokens

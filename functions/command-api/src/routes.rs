@@ -1,7 +1,8 @@
 //! The routes and their handlers: HTTP in, a [`Decision`] out.
 //!
 //! Each handler validates its input (400), then hands a closure to
-//! [`execute`] that loads, authorizes (404, 403) and decides. The closure may
+//! [`execute`] that loads, authorizes (404 for a missing or someone else's
+//! account, 403 for an administrator's operation) and decides. The closure may
 //! run several times when the account changes under it.
 
 use axum::Router;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 use crate::execute::{Answer, CommandContext, Decision, execute};
 use crate::request::{Inbound, account_id, idempotency_key, parse_json, required_idempotency_key};
 use crate::state::AppState;
-use crate::views::{AccountView, BalanceView, StatusView, TransferView, VersionView};
+use crate::views::{AccountView, BalanceView, CounterpartyView, StatusView, TransferView};
 use ledgerline_shared::http::caller::Caller;
 use ledgerline_shared::http::correlation::correlate;
 use ledgerline_shared::http::problem::ApiError;
@@ -93,14 +94,11 @@ fn reference(text: Option<String>) -> Result<Option<Reference>, ApiError> {
 
 // ---- shared steps ----
 
-/// Loads an account the caller may act on: 404 if it does not exist, 403 if
-/// it is someone else's.
+/// Loads an account the caller may act on. Someone else's account is a
+/// 404, exactly like a missing one: an id reveals nothing about accounts
+/// that are not the caller's.
 async fn load_owned(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
-    let account = state.repository().load(id).await?.ok_or_else(ApiError::not_found)?;
-    if !caller.may_act_for(account.owner_id.as_str()) {
-        return Err(ApiError::forbidden("the account belongs to someone else"));
-    }
-    Ok(account)
+    state.repository().load(id).await?.filter(|account| caller.may_act_for(account.owner_id.as_str())).ok_or_else(ApiError::not_found)
 }
 
 /// A domain refusal: business rules become a stored 422, the rest an
@@ -210,19 +208,21 @@ async fn transfer(State(state): State<AppState>, inbound: Inbound) -> Result<Ans
         if command.to_account_id == command.from_account_id {
             return refusal(DomainError::SameAccount);
         }
-        // The target may be anyone's account: only its existence, status and
-        // currency matter, and none of it is revealed beyond the refusal.
-        let to = state.repository().load(command.to_account_id).await?.ok_or_else(ApiError::not_found)?;
-        let decision = match decide_transfer(Some(&from), Some(&to), &command, Utc::now()) {
+        // The recipient may be anyone's account: whether it is missing,
+        // frozen, closed or in another currency, the refusal is the same
+        // (`recipient_cannot_receive`), and the answer names only its id.
+        let to = state.repository().load(command.to_account_id).await?;
+        let decision = match decide_transfer(Some(&from), to.as_ref(), &command, Utc::now()) {
             Ok(decision) => decision,
             Err(error) => return refusal(error),
         };
+        let to = to.expect("a transfer was decided, so the recipient exists");
         let sent = state.repository().stage(from.id, Some(&from), &[decision.sent])?;
         let received = state.repository().stage(to.id, Some(&to), &[decision.received])?;
         let view = TransferView {
             transfer_id: command.transfer_id,
             from: BalanceView::from(&sent.after),
-            to: VersionView { account_id: received.after.id, version: received.after.version },
+            to: CounterpartyView { account_id: received.after.id },
         };
         Ok(Decision::Commit { changes: vec![sent, received], answer: Answer::json(StatusCode::CREATED, &view) })
     })

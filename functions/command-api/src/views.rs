@@ -44,18 +44,18 @@ impl From<&Account> for BalanceView {
     }
 }
 
-/// The target side of a transfer: its balance is not the caller's business.
+/// The recipient of a transfer: its id and nothing else (it may be anyone's
+/// account; its balance, version or state are not the caller's business).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionView {
+pub struct CounterpartyView {
     pub account_id: Uuid,
-    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferView {
     pub transfer_id: Uuid,
     pub from: BalanceView,
-    pub to: VersionView,
+    pub to: CounterpartyView,
 }
 
 /// Freeze, unfreeze, close.

@@ -1,7 +1,9 @@
 //! The routes and their handlers.
 //!
-//! Every handler: identity (401) → validation (400) → read → existence
-//! (404) → authorization (403) → read-your-writes check (409) → answer.
+//! Every handler: identity (401) → validation (400) → read → existence and
+//! ownership (404: someone else's account is answered as a missing one) →
+//! read-your-writes check (409) → answer. Listing another owner's accounts
+//! is for administrators (403).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,7 +132,9 @@ fn not_yet_consistent(wanted: u64, have: u64) -> ApiError {
 }
 
 /// Reads the account, then applies 404 (409 with `min_version`: not projected
-/// yet), 403 and the `min_version` rule.
+/// yet) and the `min_version` rule. Someone else's account answers exactly
+/// as a missing one does: an id reveals nothing about accounts that are not
+/// the caller's.
 async fn authorized_account(
     state: &AppState,
     caller: &Caller,
@@ -138,7 +142,8 @@ async fn authorized_account(
     min_version: Option<u64>,
     counters: &RequestCounters,
 ) -> Result<(AccountView, Layer), ApiError> {
-    let Some((view, layer)) = state.reader().account(id, min_version, counters).await.map_err(read_error)? else {
+    let found = state.reader().account(id, min_version, counters).await.map_err(read_error)?;
+    let Some((view, layer)) = found.filter(|(view, _)| caller.may_act_for(&view.owner_id)) else {
         // A caller holding a version knows the account exists: the read
         // model has not seen it yet (409, retry), rather than "no such account".
         return Err(match min_version {
@@ -146,9 +151,6 @@ async fn authorized_account(
             None => ApiError::not_found(),
         });
     };
-    if !caller.may_act_for(&view.owner_id) {
-        return Err(ApiError::forbidden("this account belongs to someone else"));
-    }
     if let Some(wanted) = min_version.filter(|wanted| view.version < *wanted) {
         return Err(not_yet_consistent(wanted, view.version));
     }

@@ -50,8 +50,16 @@ async fn get_account_refusals() {
     let id = open(store.as_ref(), &owner).await;
     let path = format!("/accounts/{id}");
     api.send(get(&path)).await.assert_problem(401, "unauthorized");
-    api.get(&user(), &path).await.assert_problem(403, "forbidden");
-    api.get(&owner, &format!("/accounts/{}", Uuid::new_v4())).await.assert_problem(404, "account_not_found");
+    // Someone else's account reads exactly like a missing one, also with min_version.
+    let theirs = api.get(&user(), &path).await;
+    let nobodys = api.get(&owner, &format!("/accounts/{}", Uuid::new_v4())).await;
+    theirs.assert_problem(404, "account_not_found");
+    assert_eq!(theirs.body, nobodys.body);
+    let (theirs, nobodys) = (
+        api.get(&user(), &format!("{path}?min_version=1")).await,
+        api.get(&owner, &format!("/accounts/{}?min_version=1", Uuid::new_v4())).await,
+    );
+    assert_eq!((theirs.status, theirs.code().to_owned()), (nobodys.status, nobodys.code().to_owned()));
     api.get(&owner, "/accounts/not-a-uuid").await.assert_problem(400, "validation_failed");
     api.get(&owner, "/accounts/%FF").await.assert_problem(400, "validation_failed");
     api.get(&owner, &format!("{path}?min_version=0")).await.assert_problem(400, "validation_failed");
@@ -59,9 +67,9 @@ async fn get_account_refusals() {
     api.get(&owner, &format!("{path}?colour=red")).await.assert_problem(400, "validation_failed");
     api.send(request("DELETE", &path).by(&owner)).await.assert_problem(405, "method_not_allowed");
     api.get(&owner, "/nowhere").await.assert_problem(404, "not_found");
-    // A 403 never reveals the account, even to a conditional request.
+    // The refusal never reveals the account, even to a conditional request.
     let foreign = api.send(get(&path).by(&user()).header("if-none-match", "*")).await;
-    foreign.assert_problem(403, "forbidden");
+    foreign.assert_problem(404, "account_not_found");
     // Administrators read any account.
     api.send(get(&path).by_admin("ops")).await.assert_ok();
 }
@@ -116,8 +124,9 @@ async fn transactions_refusals_and_limits() {
     let id = account_with_deposits(store.as_ref(), &owner, 1).await;
     let path = format!("/accounts/{id}/transactions");
     api.send(get(&path)).await.assert_problem(401, "unauthorized");
-    api.get(&user(), &path).await.assert_problem(403, "forbidden");
-    api.get(&owner, &format!("/accounts/{}/transactions", Uuid::new_v4())).await.assert_problem(404, "account_not_found");
+    let theirs = api.get(&user(), &path).await;
+    theirs.assert_problem(404, "account_not_found");
+    assert_eq!(theirs.body, api.get(&owner, &format!("/accounts/{}/transactions", Uuid::new_v4())).await.body);
     api.get(&owner, "/accounts/nope/transactions").await.assert_problem(400, "validation_failed");
     for limit in ["0", "201", "-1", "ten"] {
         api.get(&owner, &format!("{path}?limit={limit}")).await.assert_problem(400, "validation_failed");

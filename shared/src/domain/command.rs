@@ -102,7 +102,9 @@ impl From<OverdraftLimit> for i64 {
 }
 
 /// A free-text note on a money movement: at most 140 characters, no control
-/// characters (it ends up in statements and logs).
+/// characters and no invisible format characters (it ends up in statements
+/// and logs, where a right-to-left override or a zero-width character could
+/// make one reference look like another).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Reference(String);
@@ -110,8 +112,19 @@ pub struct Reference(String);
 impl Reference {
     pub const MAX_CHARS: usize = 140;
 
+    /// A new reference, from a request: the full rule.
     pub fn new(text: impl Into<String>) -> Result<Self, DomainError> {
         let text = text.into();
+        if text.chars().any(is_invisible_format) {
+            return Err(DomainError::InvalidReference);
+        }
+        Self::stored(text)
+    }
+
+    /// A reference as events already hold it: the rule it was written
+    /// under (length, control characters). Events are never rewritten, so
+    /// a stricter rule for new input must not make old ones unreadable.
+    fn stored(text: String) -> Result<Self, DomainError> {
         if text.chars().count() > Self::MAX_CHARS || text.chars().any(char::is_control) {
             return Err(DomainError::InvalidReference);
         }
@@ -126,8 +139,41 @@ impl Reference {
 impl TryFrom<String> for Reference {
     type Error = DomainError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::new(value)
+        Self::stored(value)
     }
+}
+
+/// Unicode's format characters (general category Cf) and the other
+/// invisible characters that change how text around them is shown:
+/// bidirectional embeddings, overrides, isolates and marks, zero-width
+/// spaces and joiners, the byte-order mark, invisible operators, and tag
+/// characters. (Listed here rather than taken from a Unicode crate: the
+/// set is small and changes rarely; the tests pin it.)
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 impl From<Reference> for String {
@@ -163,5 +209,21 @@ mod tests {
         assert!(Reference::new("é".repeat(140)).is_ok());
         assert_eq!(Reference::new("x".repeat(141)), Err(DomainError::InvalidReference));
         assert_eq!(Reference::new("tab\there"), Err(DomainError::InvalidReference));
+    }
+
+    #[test]
+    fn references_refuse_invisible_formatting_but_stored_ones_still_read() {
+        // A right-to-left override makes "invoice 1234" show as "4321 eciovni".
+        for sneaky in ["pay \u{202E}4321", "a\u{200B}b", "\u{2066}x\u{2069}", "\u{FEFF}bom", "x\u{E0041}", "soft\u{00AD}hyphen"] {
+            assert_eq!(Reference::new(sneaky), Err(DomainError::InvalidReference), "{sneaky:?}");
+        }
+        // Visible scripts, including right-to-left ones and emoji, are fine.
+        for fine in ["سلام", "שלום", "日本語", "naïve café", "🏦 rent"] {
+            assert!(Reference::new(fine).is_ok(), "{fine:?}");
+        }
+        // An event written before the stricter rule still decodes.
+        let old: Reference = serde_json::from_value(serde_json::json!("pay \u{202E}4321")).unwrap();
+        assert_eq!(old.as_str(), "pay \u{202E}4321");
+        assert!(serde_json::from_value::<Reference>(serde_json::json!("tab\there")).is_err());
     }
 }

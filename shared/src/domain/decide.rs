@@ -77,17 +77,16 @@ pub fn decide_transfer(
     if transfer.from_account_id == transfer.to_account_id {
         return Err(DomainError::SameAccount);
     }
-    let (from, to) = match (from, to) {
-        (Some(from), Some(to)) => (from, to),
-        _ => return Err(DomainError::AccountNotFound),
-    };
+    // The sender is the caller's own account: its refusals may say why.
+    let from = from.ok_or(DomainError::AccountNotFound)?;
     ensure_can_move_money(from)?;
-    ensure_can_move_money(to)?;
-    if from.currency != to.currency {
-        return Err(DomainError::CurrencyMismatch { from: from.currency, to: to.currency });
-    }
+    // The recipient may be anyone's: every reason it cannot receive is the
+    // same refusal, checked before the sender's funds so that the answer
+    // does not depend on them either.
+    let cannot_receive = DomainError::RecipientCannotReceive;
+    let to = to.filter(|to| to.currency == from.currency && ensure_can_move_money(to).is_ok()).ok_or(cannot_receive.clone())?;
+    let to_balance_after = credit(to, transfer.amount).map_err(|_| cannot_receive)?;
     let from_balance_after = debit(from, transfer.amount)?;
-    let to_balance_after = credit(to, transfer.amount)?;
     Ok(TransferDecision {
         sent: AccountEvent::TransferSent {
             transfer_id: transfer.transfer_id,

@@ -6,8 +6,6 @@
 
 use thiserror::Error;
 
-use super::Currency;
-
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
     #[error("amount must be between 1 and 10^12 minor units, got {0}")]
@@ -18,7 +16,7 @@ pub enum DomainError {
     InvalidOverdraftLimit(i64),
     #[error("owner id must be 1 to 255 characters without control characters")]
     InvalidOwner,
-    #[error("reference must be at most 140 characters without control characters")]
+    #[error("reference must be at most 140 characters without control or invisible formatting characters")]
     InvalidReference,
     #[error("the account already exists")]
     AccountAlreadyExists,
@@ -30,8 +28,12 @@ pub enum DomainError {
     AccountFrozen,
     #[error("the account is closed")]
     AccountClosed,
-    #[error("currencies differ: {from} and {to}")]
-    CurrencyMismatch { from: Currency, to: Currency },
+    /// The one refusal for every reason a transfer's recipient cannot take
+    /// it (missing, frozen, closed, another currency, a balance at its
+    /// limit): the recipient may be anyone's account, so nothing about it
+    /// is revealed beyond "no".
+    #[error("the recipient account cannot receive this transfer")]
+    RecipientCannotReceive,
     #[error("a transfer needs two different accounts")]
     SameAccount,
     #[error("the balance must be zero to close the account, it is {0}")]
@@ -56,7 +58,7 @@ impl DomainError {
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::AccountFrozen => "account_frozen",
             Self::AccountClosed => "account_closed",
-            Self::CurrencyMismatch { .. } => "currency_mismatch",
+            Self::RecipientCannotReceive => "recipient_cannot_receive",
             Self::SameAccount => "same_account",
             Self::NonZeroBalance(_) => "nonzero_balance",
             Self::BalanceOverflow => "balance_overflow",
@@ -72,7 +74,7 @@ impl DomainError {
             Self::InsufficientFunds { .. }
                 | Self::AccountFrozen
                 | Self::AccountClosed
-                | Self::CurrencyMismatch { .. }
+                | Self::RecipientCannotReceive
                 | Self::SameAccount
                 | Self::NonZeroBalance(_)
                 | Self::BalanceOverflow

@@ -77,11 +77,13 @@ pub struct TestRequest {
     path: String,
     body: Option<String>,
     caller: Option<(String, bool)>,
+    /// Extra claims the authorizer passes (as strings, like API Gateway).
+    claims: Vec<(String, String)>,
     headers: Vec<(String, String)>,
 }
 
 pub fn post(path: &str) -> TestRequest {
-    TestRequest { method: "POST".into(), path: path.into(), body: None, caller: None, headers: vec![] }
+    TestRequest { method: "POST".into(), path: path.into(), body: None, caller: None, claims: vec![], headers: vec![] }
 }
 
 pub fn request(method: &str, path: &str) -> TestRequest {
@@ -95,9 +97,18 @@ impl TestRequest {
         self
     }
 
-    /// Signed in as `sub` with the `ledgerline/admin` scope.
+    /// Signed in as `sub`, a member of the administrators' group.
     pub fn by_admin(mut self, sub: &str) -> Self {
         self.caller = Some((sub.into(), true));
+        self
+    }
+
+    /// Signed in as `sub` with a token that carries the old admin *scope*
+    /// but not the administrators' group (any user of an app client that
+    /// was granted that scope).
+    pub fn by_admin_scope_only(mut self, sub: &str) -> Self {
+        self.caller = Some((sub.into(), false));
+        self.claims.push(("scope".into(), "openid ledgerline/admin".into()));
         self
     }
 
@@ -123,7 +134,18 @@ impl TestRequest {
     /// The event API Gateway would send to the function.
     pub fn gateway_event(&self) -> Value {
         let caller = self.caller.as_ref().map(|(sub, admin)| (sub.as_str(), *admin));
-        ledgerline_tests::gateway_event::api_gateway_v2_event(&self.method, &self.path, "", caller, &self.headers, self.body.as_deref())
+        let mut event = ledgerline_tests::gateway_event::api_gateway_v2_event(
+            &self.method,
+            &self.path,
+            "",
+            caller,
+            &self.headers,
+            self.body.as_deref(),
+        );
+        for (name, value) in &self.claims {
+            event["requestContext"]["authorizer"]["jwt"]["claims"][name] = Value::String(value.clone());
+        }
+        event
     }
 }
 
