@@ -5,8 +5,9 @@
 # databases and topics. Safe to run twice; quick when all is up.
 #
 #   scripts/services.sh
-#   scripts/services.sh --reset-broker   # the local broker's data deleted and
-#                                        # its topics made again (see docs/RELIABILITY.md)
+#   scripts/services.sh --reset-broker   # the local broker's data deleted, its topics
+#                                        # made again, and what it held sent again
+#                                        # (see docs/RELIABILITY.md)
 #
 # Environment: PGHOST_ADDR (127.0.0.1), PGPORT (5432), REDIS_PORT (6379),
 # KAFKA_PORT (9092), LEDGERLINE_EVENTS_TOPIC, LEDGERLINE_DLQ_TOPIC.
@@ -165,6 +166,25 @@ if ! "$tools_venv/bin/pip" show cargo-lambda 2>/dev/null | grep -x "Version: ${c
 fi
 
 if [ "${1:-}" = "--reset-broker" ]; then
-    say "broker reset; now send again what it lost: ledgerline outbox replay --since 1d (the projector skips duplicates)"
+    # What the broker lost is sent again: every row still kept as published
+    # (the outbox keeps them for its retention period, 72 h by default). The
+    # projector skips what it already applied; the reconciler would repair
+    # the read side anyway, this brings Kafka itself back.
+    say "broker reset; sending again what it held: ledgerline outbox replay --since 3d"
+    ledgerline_cli=("$repo_dir/target/debug/ledgerline")
+    [ -x "${ledgerline_cli[0]}" ] || ledgerline_cli=(cargo run -q --manifest-path "$repo_dir/Cargo.toml" -p ledgerline --)
+    export DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@${pg_host}:${pg_port}/ledgerline}
+    "${ledgerline_cli[@]}" migrate >/dev/null
+    "${ledgerline_cli[@]}" outbox replay --since 3d
+fi
+
+# A broker can accept connections and answer metadata, yet take no produce
+# requests (tansu 0.6.0 after a crash under load, docs/RELIABILITY.md): then
+# the local stack's outbox rows stay pending. Say so, with the way out.
+stuck=$(psql "postgres://postgres:postgres@${pg_host}:${pg_port}/ledgerline" -Atqc \
+    "SELECT count(*) FROM outbox WHERE status = 'pending' AND created_at < now() - interval '2 minutes'" 2>/dev/null || echo 0)
+if [ "${stuck:-0}" -gt 0 ]; then
+    say "warning: ${stuck} outbox rows of the local stack have waited over 2 minutes (ledgerline outbox status);"
+    say "if the broker takes no produce requests, reset it: scripts/services.sh --reset-broker"
 fi
 say "PostgreSQL on ${pg_host}:${pg_port}, Redis on 127.0.0.1:${redis_port}, Kafka (tansu) on 127.0.0.1:${kafka_port}, DynamoDB (moto) on 127.0.0.1:${dynamodb_port} are up"

@@ -5,7 +5,6 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::domain::{AccountCommand, Amount, OverdraftLimit, OwnerId, decide};
@@ -91,7 +90,14 @@ async fn rebuild_projections_replays_the_log_into_the_tables_and_reconcile_repai
     // Made stale by hand (the account item put back to version 1), then
     // `ledgerline reconcile` finds it, repairs it and says so.
     let stale = ledgerline_shared::read_model::AccountView { version: 1, balance: 0, ..view.clone() };
-    model.client().put_item().table_name(&tables.accounts).set_item(Some(stale_item(&stale))).send().await.unwrap();
+    model
+        .client()
+        .put_item()
+        .table_name(&tables.accounts)
+        .set_item(Some(ledgerline_shared::read_model::dynamo::account_item(&stale)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(model.account(account, true).await.unwrap().unwrap().version, 1);
     let (ok, stdout, stderr) = ledgerline(&["reconcile"], &url, &tables);
     assert!(ok, "{stderr}");
@@ -102,23 +108,6 @@ async fn rebuild_projections_replays_the_log_into_the_tables_and_reconcile_repai
     let (ok, stdout, _) = ledgerline(&["reconcile", "--full"], &url, &tables);
     assert!(ok && stdout.contains("checked 1 accounts") && stdout.contains("nothing to repair"), "{stdout}");
     admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
-}
-
-/// The DynamoDB item of an account view, written around the read model (as
-/// a fault would leave it).
-fn stale_item(view: &ledgerline_shared::read_model::AccountView) -> std::collections::HashMap<String, AttributeValue> {
-    let s = |v: String| AttributeValue::S(v);
-    let n = |v: String| AttributeValue::N(v);
-    std::collections::HashMap::from([
-        ("account_id".to_owned(), s(view.account_id.to_string())),
-        ("owner_id".to_owned(), s(view.owner_id.clone())),
-        ("currency".to_owned(), s(view.currency.clone())),
-        ("balance".to_owned(), n(view.balance.to_string())),
-        ("overdraft_limit".to_owned(), n(view.overdraft_limit.to_string())),
-        ("status".to_owned(), s(view.status.clone())),
-        ("version".to_owned(), n(view.version.to_string())),
-        ("updated_at".to_owned(), s(view.updated_at.to_rfc3339())),
-    ])
 }
 
 #[test]

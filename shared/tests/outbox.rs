@@ -156,6 +156,25 @@ async fn revived_dead_rows_are_published_again<S: EventStore + OutboxStore>(stor
     assert_eq!(store.counts().await.unwrap().dead, 0);
 }
 
+async fn published_rows_are_replayed_after_a_broker_lost_them<S: EventStore + OutboxStore>(store: &S) {
+    let a = Uuid::new_v4();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    append(store, a, 0, 2).await;
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    let outcomes = batch.messages().iter().filter(|m| m.stream_id == a).map(|m| Outcome::Published { id: m.id }).collect();
+    batch.complete(outcomes).await.unwrap();
+    assert!(store.outbox_for_stream(a).await.unwrap().iter().all(|m| m.status == OutboxStatus::Published));
+
+    // Nothing was published after a future moment.
+    assert_eq!(store.replay_published(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert!(store.replay_published(before).await.unwrap() >= 2);
+    let rows = store.outbox_for_stream(a).await.unwrap();
+    assert!(rows.iter().all(|m| m.status == OutboxStatus::Pending && m.attempts == 0), "{rows:?}");
+    // They are handed out again, in order.
+    let batch = store.claim(100, HOLD).await.unwrap().unwrap();
+    assert_eq!(versions(batch.messages(), a), vec![1, 2]);
+}
+
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -187,4 +206,5 @@ both_stores!(
     dead_rows_are_never_claimed_again,
     prunes_only_published_rows_past_retention,
     revived_dead_rows_are_published_again,
+    published_rows_are_replayed_after_a_broker_lost_them,
 );

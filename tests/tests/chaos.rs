@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use hyper::{Method, StatusCode};
 use ledgerline_tests::http::HttpClient;
 use ledgerline_tests::scenario;
@@ -210,23 +209,6 @@ async fn history(http: &HttpClient, token: &str, id: &str, version: u64) -> Vec<
     items
 }
 
-/// The DynamoDB item of an account view, written around the read model (as
-/// a fault would leave it).
-fn item_of(view: &ledgerline_shared::read_model::AccountView) -> HashMap<String, AttributeValue> {
-    let s = |v: String| AttributeValue::S(v);
-    let n = |v: String| AttributeValue::N(v);
-    HashMap::from([
-        ("account_id".to_owned(), s(view.account_id.to_string())),
-        ("owner_id".to_owned(), s(view.owner_id.clone())),
-        ("currency".to_owned(), s(view.currency.clone())),
-        ("balance".to_owned(), n(view.balance.to_string())),
-        ("overdraft_limit".to_owned(), n(view.overdraft_limit.to_string())),
-        ("status".to_owned(), s(view.status.clone())),
-        ("version".to_owned(), n(view.version.to_string())),
-        ("updated_at".to_owned(), s(view.updated_at.to_rfc3339())),
-    ])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
     let start = Instant::now();
@@ -361,7 +343,13 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
             && view.version == expected[0].2
         {
             let stale = ledgerline_shared::read_model::AccountView { version: 1, balance: 0, ..view };
-            dynamodb.put_item().table_name(&tables.accounts).set_item(Some(item_of(&stale))).send().await.expect("put back by hand");
+            dynamodb
+                .put_item()
+                .table_name(&tables.accounts)
+                .set_item(Some(ledgerline_shared::read_model::dynamo::account_item(&stale)))
+                .send()
+                .await
+                .expect("put back by hand");
             break;
         }
         assert!(Instant::now() < deadline, "{vandalised} never reached its final version");

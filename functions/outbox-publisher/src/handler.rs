@@ -39,18 +39,23 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 
 pub async fn handle<K: RecordSink>(publisher: &Publisher<K>, event: LambdaEvent<EventBridgeEvent>) -> Result<Summary, HandlerError> {
     let deadline = deadline_from(event.context.deadline);
-    tracing::info!(request_id = %event.context.request_id, schedule = ?event.payload.resources, "outbox run starts");
+    tracing::debug!(request_id = %event.context.request_id, schedule = ?event.payload.resources, "outbox run starts");
     let summary = publisher.run(deadline).await?;
-    tracing::info!(
-        published = summary.published,
-        failed = summary.failed,
-        dead_lettered = summary.dead_lettered,
-        held_back = summary.held_back,
-        remaining = summary.remaining,
-        pruned = summary.pruned,
-        stopped = ?summary.stopped,
-        "outbox run done"
-    );
+    // An idle run (nothing due) is routine: debug, so a terminal stays quiet.
+    if summary.published + summary.failed + summary.dead_lettered + summary.pruned > 0 {
+        tracing::info!(
+            published = summary.published,
+            failed = summary.failed,
+            dead_lettered = summary.dead_lettered,
+            held_back = summary.held_back,
+            remaining = summary.remaining,
+            pruned = summary.pruned,
+            stopped = ?summary.stopped,
+            "outbox run done"
+        );
+    } else {
+        tracing::debug!(remaining = summary.remaining, held_back = summary.held_back, stopped = ?summary.stopped, "outbox run done: nothing due");
+    }
     if summary.failed > 0 {
         return Err(HandlerError::PublishFailed {
             failed: summary.failed,

@@ -40,18 +40,22 @@ async fn account_on_the_write_side(store: Arc<dyn EventStore>) -> Uuid {
     account
 }
 
+fn in_memory_reconciler(store: Arc<dyn EventStore>, read_model: Arc<InMemoryReadModel>) -> Reconciler {
+    Reconciler {
+        event_store: store,
+        read_model,
+        cache: None,
+        progress: Arc::new(InMemoryProgress::default()),
+        settings: ReconcileSettings::default(),
+    }
+}
+
 #[tokio::test]
 async fn a_scheduled_run_repairs_what_is_behind_and_reports_it() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
     let read_model = Arc::new(InMemoryReadModel::default());
     let account = account_on_the_write_side(store.clone()).await;
-    let reconciler = Reconciler {
-        event_store: store.clone(),
-        read_model: read_model.clone(),
-        cache: None,
-        progress: Arc::new(InMemoryProgress::default()),
-        settings: ReconcileSettings::default(),
-    };
+    let reconciler = in_memory_reconciler(store.clone(), read_model.clone());
 
     let report = reconciler::handle(&reconciler, store.as_ref(), scheduled()).await.unwrap();
     assert_eq!((report.pass.behind, report.pass.repaired, report.pass.events_applied), (1, 1, 2), "{report:?}");
@@ -84,13 +88,7 @@ async fn an_account_that_cannot_be_repaired_is_reported_and_the_others_still_are
         .await
         .unwrap();
     let fine = account_on_the_write_side(store.clone()).await;
-    let reconciler = Reconciler {
-        event_store: store.clone(),
-        read_model: read_model.clone(),
-        cache: None,
-        progress: Arc::new(InMemoryProgress::default()),
-        settings: ReconcileSettings::default(),
-    };
+    let reconciler = in_memory_reconciler(store.clone(), read_model.clone());
 
     let report = reconciler::handle(&reconciler, store.as_ref(), scheduled()).await.expect("one bad account does not fail the pass");
     assert_eq!((report.pass.failed, report.pass.repaired), (1, 1), "{report:?}");

@@ -213,12 +213,13 @@ impl OutboxStore for PostgresEventStore {
         let client = self.pool().get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let row = client
             .query_one(
-                "SELECT count(*) FILTER (WHERE status = 'pending'), \
-                        count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()), \
-                        count(*) FILTER (WHERE status = 'published'), \
-                        count(*) FILTER (WHERE status = 'dead'), \
-                        min(created_at) FILTER (WHERE status = 'pending') \
-                 FROM outbox",
+                // One subquery per state, each on its partial index (no
+                // scan of the whole table: see migrations/V5).
+                "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending'), \
+                        (SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= now()), \
+                        (SELECT count(*) FROM outbox WHERE status = 'published'), \
+                        (SELECT count(*) FROM outbox WHERE status = 'dead'), \
+                        (SELECT min(created_at) FROM outbox WHERE status = 'pending')",
                 &[],
             )
             .await

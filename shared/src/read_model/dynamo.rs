@@ -413,7 +413,8 @@ fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn account_item(view: &AccountView) -> HashMap<String, AttributeValue> {
+/// The DynamoDB item of an account view (tests write damaged items with it).
+pub fn account_item(view: &AccountView) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("account_id".into(), string(view.account_id)),
         ("owner_id".into(), string(&view.owner_id)),
