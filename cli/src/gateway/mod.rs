@@ -91,6 +91,16 @@ pub fn address_from_env() -> String {
 async fn handle(State(gateway): State<Arc<Gateway>>, ConnectInfo(source): ConnectInfo<SocketAddr>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Some(route) = routes::find(parts.method.as_str(), parts.uri.path()) else {
+        // A path some route serves, with another method: 405 and `Allow`.
+        let allowed = routes::allowed_methods(parts.uri.path());
+        if !allowed.is_empty() {
+            let detail = format!("{} is not allowed on {}; allowed: {}", parts.method, parts.uri.path(), allowed.join(", "));
+            let mut response = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).into_response();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(axum::http::header::ALLOW, value);
+            }
+            return response;
+        }
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", parts.method, parts.uri.path()))
             .into_response();
     };

@@ -33,27 +33,44 @@ pub fn find(method: &str, path: &str) -> Option<Route> {
         if !route_method.eq_ignore_ascii_case(method) {
             continue;
         }
-        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-        if parts.len() != segments.len() {
-            continue;
-        }
-        let mut parameters = Map::new();
-        let mut literals = 0;
-        let matched = parts.iter().zip(&segments).all(|(part, segment)| {
-            if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                parameters.insert(name.to_owned(), Value::String((*segment).to_owned()));
-                !segment.is_empty()
-            } else {
-                literals += 1;
-                part == segment
-            }
-        });
-        if matched && best.as_ref().is_none_or(|(score, _)| literals > *score) {
+        let Some((literals, parameters)) = matches(template, &segments) else { continue };
+        if best.as_ref().is_none_or(|(score, _)| literals > *score) {
             let route = Route { function, route_key: format!("{route_method} {template}"), path_parameters: parameters };
             best = Some((literals, route));
         }
     }
     best.map(|(_, route)| route)
+}
+
+/// The methods some route serves at `path` (for a 405's `Allow`), sorted.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let Some(segments) = path.strip_prefix('/').map(|p| p.split('/').collect::<Vec<_>>()) else { return vec![] };
+    let mut methods: Vec<&'static str> =
+        table().filter(|(_, _, template)| matches(template, &segments).is_some()).map(|(_, method, _)| method).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// Whether `template` matches the path `segments`: how many literal
+/// segments it matched, and its parameters.
+fn matches(template: &str, segments: &[&str]) -> Option<(usize, Map<String, Value>)> {
+    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut parameters = Map::new();
+    let mut literals = 0;
+    let matched = parts.iter().zip(segments).all(|(part, segment)| {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            parameters.insert(name.to_owned(), Value::String((*segment).to_owned()));
+            !segment.is_empty()
+        } else {
+            literals += 1;
+            part == segment
+        }
+    });
+    matched.then_some((literals, parameters))
 }
 
 #[cfg(test)]

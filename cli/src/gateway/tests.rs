@@ -146,17 +146,22 @@ async fn bad_tokens_are_401_problems_and_never_reach_a_function() {
 }
 
 #[tokio::test]
-async fn unknown_routes_are_404_problems_even_without_a_token() {
+async fn unknown_routes_are_404_and_undeclared_methods_405_problems_even_without_a_token() {
     let backend = backend(false);
-    for request in [
-        Request::get("/nowhere").body(Body::empty()).unwrap(),
-        Request::delete("/accounts/a1").body(Body::empty()).unwrap(),
-        Request::get("/transfers").body(Body::empty()).unwrap(),
+    let (status, headers, body) = call(backend.clone(), Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["code"], "not_found");
+    for (request, allow) in [
+        (Request::delete("/accounts/a1").body(Body::empty()).unwrap(), "GET"),
+        (Request::get("/transfers").body(Body::empty()).unwrap(), "POST"),
+        (Request::put("/accounts").body(Body::empty()).unwrap(), "GET, POST"),
     ] {
         let (status, headers, body) = call(backend.clone(), request).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(headers["content-type"], "application/problem+json");
-        assert_eq!(body["code"], "not_found");
+        assert_eq!(headers["allow"], allow);
+        assert_eq!(body["code"], "method_not_allowed");
     }
     assert!(backend.seen.lock().unwrap().is_empty());
 }
