@@ -1,11 +1,13 @@
 //! Pagination cursors: opaque to clients, tamper-evident to us.
 //!
-//! A cursor is base64url (no padding) of
-//! `format (1 byte) | account id (16) | before_version (8, big endian) | HMAC-SHA256 tag (32)`,
-//! the tag computed over the first 25 bytes with `LEDGERLINE_CURSOR_SECRET`.
+//! A cursor is base64url (no padding) of a body and its HMAC-SHA256 tag (32
+//! bytes, with `LEDGERLINE_CURSOR_SECRET`). Two bodies:
+//! - an account's history: `1 | account id (16) | before_version (8, big endian)`;
+//! - an owner's accounts: `2 | SHA-256 of the owner id, first 16 bytes | after account id (16)`.
+//!
 //! A cursor that does not decode, whose tag does not verify, or that was
-//! made for another account is refused; a cursor can never point a request
-//! at an account other than the one in its path.
+//! made for another account or owner is refused: a cursor can never point a
+//! request at someone else's data.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +18,8 @@ use uuid::Uuid;
 
 const FORMAT: u8 = 1;
 const BODY_LEN: usize = 1 + 16 + 8;
+const ACCOUNTS_FORMAT: u8 = 2;
+const ACCOUNTS_BODY_LEN: usize = 1 + 16 + 16;
 const TAG_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -26,6 +30,8 @@ pub enum CursorError {
     BadSignature,
     #[error("the cursor belongs to another account")]
     WrongAccount,
+    #[error("the cursor belongs to another owner's list")]
+    WrongOwner,
 }
 
 #[derive(Clone)]
@@ -48,36 +54,72 @@ impl CursorCodec {
         Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length")
     }
 
-    pub fn encode(&self, account_id: Uuid, before_version: u64) -> String {
-        let mut bytes = Vec::with_capacity(BODY_LEN + TAG_LEN);
-        bytes.push(FORMAT);
-        bytes.extend_from_slice(account_id.as_bytes());
-        bytes.extend_from_slice(&before_version.to_be_bytes());
+    /// `body` and its tag, base64url.
+    fn seal(&self, mut body: Vec<u8>) -> String {
+        let mut mac = self.mac();
+        mac.update(&body);
+        body.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(body)
+    }
+
+    /// The body of a genuine `cursor` of `format` (and `body_len` bytes).
+    fn open(&self, cursor: &str, format: u8, body_len: usize) -> Result<Vec<u8>, CursorError> {
+        if cursor.len() > 128 {
+            return Err(CursorError::Malformed);
+        }
+        let mut bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| CursorError::Malformed)?;
+        if bytes.len() != body_len + TAG_LEN || bytes[0] != format {
+            return Err(CursorError::Malformed);
+        }
+        let tag = bytes.split_off(body_len);
         let mut mac = self.mac();
         mac.update(&bytes);
-        bytes.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
+        mac.verify_slice(&tag).map_err(|_| CursorError::BadSignature)?;
+        Ok(bytes)
+    }
+
+    pub fn encode(&self, account_id: Uuid, before_version: u64) -> String {
+        let mut body = Vec::with_capacity(BODY_LEN + TAG_LEN);
+        body.push(FORMAT);
+        body.extend_from_slice(account_id.as_bytes());
+        body.extend_from_slice(&before_version.to_be_bytes());
+        self.seal(body)
     }
 
     /// The `before_version` in `cursor`, if it is genuine and for `account_id`.
     pub fn decode(&self, account_id: Uuid, cursor: &str) -> Result<u64, CursorError> {
-        if cursor.len() > 128 {
-            return Err(CursorError::Malformed);
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| CursorError::Malformed)?;
-        if bytes.len() != BODY_LEN + TAG_LEN || bytes[0] != FORMAT {
-            return Err(CursorError::Malformed);
-        }
-        let (body, tag) = bytes.split_at(BODY_LEN);
-        let mut mac = self.mac();
-        mac.update(body);
-        mac.verify_slice(tag).map_err(|_| CursorError::BadSignature)?;
+        let body = self.open(cursor, FORMAT, BODY_LEN)?;
         let owner = Uuid::from_slice(&body[1..17]).map_err(|_| CursorError::Malformed)?;
         if owner != account_id {
             return Err(CursorError::WrongAccount);
         }
         Ok(u64::from_be_bytes(body[17..25].try_into().expect("8 bytes")))
     }
+
+    /// A cursor into `owner`'s accounts: the next page starts after `after`.
+    pub fn encode_accounts(&self, owner: &str, after: Uuid) -> String {
+        let mut body = Vec::with_capacity(ACCOUNTS_BODY_LEN + TAG_LEN);
+        body.push(ACCOUNTS_FORMAT);
+        body.extend_from_slice(&owner_scope(owner));
+        body.extend_from_slice(after.as_bytes());
+        self.seal(body)
+    }
+
+    /// The account id in `cursor` the page starts after, if it is genuine
+    /// and for `owner`'s list.
+    pub fn decode_accounts(&self, owner: &str, cursor: &str) -> Result<Uuid, CursorError> {
+        let body = self.open(cursor, ACCOUNTS_FORMAT, ACCOUNTS_BODY_LEN)?;
+        if body[1..17] != owner_scope(owner) {
+            return Err(CursorError::WrongOwner);
+        }
+        Uuid::from_slice(&body[17..33]).map_err(|_| CursorError::Malformed)
+    }
+}
+
+/// Binds an accounts cursor to its owner without carrying the owner id.
+fn owner_scope(owner: &str) -> [u8; 16] {
+    use sha2::Digest;
+    Sha256::digest(owner.as_bytes())[..16].try_into().expect("16 bytes")
 }
 
 #[cfg(test)]
@@ -108,5 +150,17 @@ mod tests {
         for junk in ["", "!!!", "AAAA", &"A".repeat(200)] {
             assert_eq!(codec.decode(account, junk), Err(CursorError::Malformed), "{junk}");
         }
+    }
+
+    #[test]
+    fn an_accounts_cursor_round_trips_for_its_owner_only_and_never_as_a_history_cursor() {
+        let codec = CursorCodec::new(b"secret");
+        let after = Uuid::new_v4();
+        let cursor = codec.encode_accounts("alice", after);
+        assert_eq!(codec.decode_accounts("alice", &cursor), Ok(after));
+        assert_eq!(codec.decode_accounts("bob", &cursor), Err(CursorError::WrongOwner));
+        assert_eq!(codec.decode(after, &cursor), Err(CursorError::Malformed), "another kind of cursor");
+        assert_eq!(codec.decode_accounts("alice", &codec.encode(after, 3)), Err(CursorError::Malformed));
+        assert_eq!(CursorCodec::new(b"other").decode_accounts("alice", &cursor), Err(CursorError::BadSignature));
     }
 }

@@ -196,11 +196,26 @@ async fn get_account(
     Ok(with_layer((cache_headers, Json(view)).into_response(), layer))
 }
 
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
+/// `?limit=`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+fn page_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::validation(format!("limit must be an integer from 1 to {MAX_PAGE}"))),
+    }
 }
 
+#[derive(Serialize)]
+struct AccountsPage {
+    items: Vec<AccountView>,
+    next_cursor: Option<String>,
+}
+
+/// One page of an owner's accounts in id order: `?limit=` (default 50) and
+/// the signed `?cursor=` of the previous page, bound to that owner.
 async fn list_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,15 +225,26 @@ async fn list_accounts(
     if params.contains_key("min_version") {
         return Err(ApiError::validation("min_version applies to one account: use GET /accounts/{id}?min_version=N"));
     }
-    check_params(&params, &["owner_id"])?;
+    check_params(&params, &["owner_id", "limit", "cursor"])?;
     let owner = match params.get("owner_id") {
         None => caller.id.clone(),
         Some(owner) if owner.is_empty() || owner.len() > 255 => return Err(ApiError::validation("owner_id must be 1 to 255 characters")),
         Some(owner) if caller.may_act_for(owner) => owner.clone(),
         Some(_) => return Err(ApiError::forbidden("only administrators may list another owner's accounts")),
     };
-    let items = state.reader().accounts_of_owner(&owner, &counters).await.map_err(read_error)?;
-    Ok(Json(Items { items }).into_response())
+    let limit = page_limit(&params)?;
+    let after = params
+        .get("cursor")
+        .map(|cursor| state.cursors().decode_accounts(&owner, cursor).map_err(|e| ApiError::validation(format!("invalid cursor: {e}"))))
+        .transpose()?;
+    let all = state.reader().accounts_of_owner(&owner, &counters).await.map_err(read_error)?;
+    let mut rest = all.into_iter().filter(|a| after.is_none_or(|after| a.account_id > after));
+    let items: Vec<AccountView> = rest.by_ref().take(limit).collect();
+    let next_cursor = match (rest.next(), items.last()) {
+        (Some(_), Some(last)) => Some(state.cursors().encode_accounts(&owner, last.account_id)),
+        _ => None,
+    };
+    Ok(Json(AccountsPage { items, next_cursor }).into_response())
 }
 
 #[derive(Serialize)]
@@ -235,14 +261,7 @@ async fn list_transactions(
     Params(params): Params,
 ) -> Result<Response, ApiError> {
     check_params(&params, &["limit", "cursor", "min_version"])?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::validation(format!("limit must be an integer from 1 to {MAX_PAGE}")))?,
-    };
+    let limit = page_limit(&params)?;
     let before = params
         .get("cursor")
         .map(|cursor| state.cursors().decode(id, cursor).map_err(|e| ApiError::validation(format!("invalid cursor: {e}"))))

@@ -92,12 +92,55 @@ async fn list_accounts_answers_the_callers_accounts_and_admins_may_choose_the_ow
     assert_eq!(ids(&own_filter), ids(&mine));
     let by_admin = api.send(get(&format!("/accounts?owner_id={bob}")).by_admin("ops")).await;
     assert_eq!(ids(&by_admin), BTreeSet::from([b1.to_string()]));
-    assert_eq!(api.get(&user(), "/accounts").await.body, json!({"items": []}));
+    assert_eq!(api.get(&user(), "/accounts").await.body, json!({"items": [], "next_cursor": null}));
 
     api.send(get("/accounts")).await.assert_problem(401, "unauthorized");
     api.get(&alice, &format!("/accounts?owner_id={bob}")).await.assert_problem(403, "forbidden");
     api.get(&alice, "/accounts?min_version=3").await.assert_problem(400, "validation_failed");
     api.get(&alice, "/accounts?owner_id=").await.assert_problem(400, "validation_failed");
+}
+
+#[tokio::test]
+async fn accounts_come_in_pages_with_cursors_bound_to_their_owner() {
+    let (api, store) = api().await;
+    let (alice, bob) = (user(), user());
+    let mut opened = Vec::new();
+    for _ in 0..5 {
+        opened.push(open(store.as_ref(), &alice).await.to_string());
+    }
+    opened.sort();
+    open(store.as_ref(), &bob).await;
+
+    // Pages of two walk every account once, in id order.
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    let mut bob_cursor = None;
+    loop {
+        let page = api.get(&alice, &format!("/accounts?{query}")).await;
+        page.assert_ok();
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|a| a["account_id"].as_str().unwrap().to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                bob_cursor.get_or_insert(cursor.to_owned());
+                query = format!("limit=2&cursor={cursor}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, opened);
+
+    // A cursor of alice's list is no key to bob's, and a forged one is refused.
+    let cursor = bob_cursor.unwrap();
+    api.get(&bob, &format!("/accounts?cursor={cursor}")).await.assert_problem(400, "validation_failed");
+    let mut forged = cursor.clone().into_bytes();
+    forged[5] = if forged[5] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    api.get(&alice, &format!("/accounts?cursor={forged}")).await.assert_problem(400, "validation_failed");
+    for limit in ["0", "201", "many"] {
+        api.get(&alice, &format!("/accounts?limit={limit}")).await.assert_problem(400, "validation_failed");
+    }
 }
 
 #[tokio::test]
