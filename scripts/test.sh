@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The README's test command: check formatting, start the services, lint the
-# SAM template, then run every test.
+# The README's test command: check formatting and lints (clippy), start the
+# services, lint the SAM template, then run every test.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -p NAME    # extra arguments go to cargo test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Formatting first: it needs no services and fails in a second.
+# Formatting and lints first: they need no services and fail early.
 cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/services.sh
 scripts/lint-template.sh
 

@@ -48,13 +48,16 @@ fn signal(pid: u32, name: &str) {
     assert!(sent.success(), "kill -{name} {pid} failed");
 }
 
+/// How to start a server: its command for a port and a data directory.
+type StartCommand = Box<dyn Fn(u16, &Path) -> Command + Send + Sync>;
+
 /// A server process of the test's own that can be stopped, paused and
 /// started again on the same port and data directory.
 pub struct OwnServer {
     pub name: &'static str,
     pub port: u16,
     pub dir: PathBuf,
-    command: Box<dyn Fn(u16, &Path) -> Command + Send + Sync>,
+    command: StartCommand,
     /// The signal that stops it cleanly (PostgreSQL: INT, a fast shutdown).
     stop_signal: &'static str,
     /// Where the server writes its own pid, when the child is a wrapper
@@ -65,7 +68,7 @@ pub struct OwnServer {
 }
 
 impl OwnServer {
-    async fn start(name: &'static str, stop_signal: &'static str, command: Box<dyn Fn(u16, &Path) -> Command + Send + Sync>) -> Self {
+    async fn start(name: &'static str, stop_signal: &'static str, command: StartCommand) -> Self {
         let dir = std::env::temp_dir().join(format!("ledgerline-e2e-{name}-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self { name, port: free_port(), dir, command, stop_signal, pid_file: None, child: None };

@@ -54,10 +54,11 @@ impl FunctionLimits {
             if section == "Globals" {
                 if indent == 2 {
                     in_globals_function = trimmed == "Function:";
-                } else if in_globals_function && indent == 4 {
-                    if let Some(seconds) = value_of(trimmed, "Timeout").and_then(|v| v.parse().ok()) {
-                        default_timeout = Duration::from_secs(seconds);
-                    }
+                } else if in_globals_function
+                    && indent == 4
+                    && let Some(seconds) = value_of(trimmed, "Timeout").and_then(|v| v.parse().ok())
+                {
+                    default_timeout = Duration::from_secs(seconds);
                 }
             } else if section == "Resources" {
                 if indent == 2 {
