@@ -444,3 +444,21 @@ fn descendants(root: u32) -> Vec<u32> {
     }
     found
 }
+
+/// An account's whole history through the query API, oldest first, read at
+/// `version` at least (pages of 100, following `next_cursor`).
+pub async fn history(http: &crate::http::HttpClient, token: &str, id: &str, version: u64) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut query = format!("limit=100&min_version={version}");
+    loop {
+        let answer = http.get(&format!("/accounts/{id}/transactions?{query}"), Some(token)).await;
+        assert_eq!(answer.status, hyper::StatusCode::OK, "{answer:?}");
+        items.extend(answer.body["items"].as_array().expect("items").iter().cloned());
+        match answer.body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    items.reverse();
+    items
+}

@@ -33,7 +33,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use ledgerline_tests::http::HttpClient;
 use ledgerline_tests::scenario;
-use ledgerline_tests::stack::{Own, Stack};
+use ledgerline_tests::stack::{Own, Stack, history};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -190,23 +190,6 @@ async fn read_at(http: &HttpClient, token: &str, id: &str, version: u64, deadlin
             _ => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
-}
-
-/// The account's whole history, oldest first (read at `version` at least).
-async fn history(http: &HttpClient, token: &str, id: &str, version: u64) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut query = format!("limit=100&min_version={version}");
-    loop {
-        let answer = http.get(&format!("/accounts/{id}/transactions?{query}"), Some(token)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        items.extend(answer.body["items"].as_array().expect("items").iter().cloned());
-        match answer.body["next_cursor"].as_str() {
-            Some(cursor) => query = format!("limit=100&cursor={cursor}"),
-            None => break,
-        }
-    }
-    items.reverse();
-    items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -25,7 +25,7 @@ use hyper::StatusCode;
 use ledgerline_tests::http::HttpClient;
 use ledgerline_tests::process::Served;
 use ledgerline_tests::scenario;
-use ledgerline_tests::stack::{Own, Stack, drop_database, wait_port};
+use ledgerline_tests::stack::{Own, Stack, drop_database, history, wait_port};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -44,23 +44,6 @@ async fn read_at(http: &HttpClient, token: &str, id: &str, version: u64, limit: 
             _ => panic!("GET {path}: not at version {version} within {limit:?}: {answer:?}"),
         }
     }
-}
-
-/// The account's whole history, oldest first.
-async fn history(http: &HttpClient, token: &str, id: &str, version: u64) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut query = format!("limit=50&min_version={version}");
-    loop {
-        let answer = http.get(&format!("/accounts/{id}/transactions?{query}"), Some(token)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        items.extend(answer.body["items"].as_array().expect("items").iter().cloned());
-        match answer.body["next_cursor"].as_str() {
-            Some(cursor) => query = format!("limit=50&cursor={cursor}"),
-            None => break,
-        }
-    }
-    items.reverse();
-    items
 }
 
 /// Deposits `count` times `amount` (one idempotency key each); returns the
