@@ -8,7 +8,7 @@ use std::time::Duration;
 use ledgerline_shared::event_store::{
     AppendBatch, EventMetadata, EventStore, InMemoryEventStore, NewEvent, OutboxMessage, OutboxStatus, StoreSettings, StreamAppend,
 };
-use ledgerline_shared::outbox::{OutboxStore, Outcome};
+use ledgerline_shared::outbox::{ClaimedBatch, OutboxStore, Outcome};
 use support::FreshDatabase;
 use uuid::Uuid;
 
@@ -26,6 +26,20 @@ async fn append(store: &dyn EventStore, stream_id: Uuid, expected_version: u64, 
         })
         .await
         .expect("append");
+}
+
+/// Claims once the lock is free, or fails after a deadline. A dropped batch
+/// closes its connection, and the server notices the close (rolls back and
+/// unlocks) a moment later, not before `drop` returns.
+async fn claim_when_released<'a, S: OutboxStore>(store: &'a S, limit: usize, why: &str) -> Box<dyn ClaimedBatch + 'a> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(batch) = store.claim(limit, HOLD).await.unwrap() {
+            return batch;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{why}: the lock was still held after 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn versions(messages: &[OutboxMessage], stream_id: Uuid) -> Vec<u64> {
@@ -79,14 +93,14 @@ async fn one_publisher_at_a_time_and_a_dropped_batch_records_nothing<S: EventSto
     assert_eq!(first.messages().len(), 3);
     assert!(store.claim(100, HOLD).await.unwrap().is_none(), "a second publisher must not get the lock");
     drop(first); // a crash before recording anything
-    let again = store.claim(100, HOLD).await.unwrap().expect("a dropped batch releases the lock");
+    let again = claim_when_released(store, 100, "a dropped batch releases the lock").await;
     assert_eq!(versions(again.messages(), a), vec![1, 2, 3]);
     assert!(again.messages().iter().all(|m| m.attempts == 0 && m.last_error.is_none()));
     // An outcome for a row that was not claimed is refused, and records nothing.
     let stranger = Outcome::Published { id: i64::MAX };
     assert!(again.complete(vec![stranger]).await.is_err());
     assert!(store.outbox_for_stream(a).await.unwrap().iter().all(|m| m.status == OutboxStatus::Pending));
-    assert!(store.claim(1, HOLD).await.unwrap().is_some(), "a failed completion releases the lock too");
+    claim_when_released(store, 1, "a failed completion releases the lock too").await;
 }
 
 async fn dead_rows_are_never_claimed_again<S: EventStore + OutboxStore>(store: &S) {
