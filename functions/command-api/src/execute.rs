@@ -1,23 +1,25 @@
 //! The command pipeline every POST goes through.
 //!
-//! 1. A known `Idempotency-Key` answers from its record (same request) or is
-//!    refused (`idempotency_key_reused`), before anything is loaded.
-//! 2. `attempt` loads the account(s), checks authorization and asks the
-//!    domain to decide. Errors it returns (400, 403, 404) are not stored.
+//! 1. One read brings the request's idempotency record and the account(s)
+//!    it names. A known `Idempotency-Key` answers from its record (same
+//!    request) or is refused (`idempotency_key_reused`).
+//! 2. `decide` checks authorization and asks the domain to decide, on what
+//!    was read: no I/O. Errors it returns (400, 403, 404) are not stored.
 //! 3. The events, their outbox rows and the idempotency record (success or
-//!    422 refusal) are appended in one transaction.
-//! 4. A concurrency conflict means someone changed the account in between:
-//!    wait a little (exponential backoff with full jitter) and decide again,
-//!    a bounded number of times, then answer 409.
+//!    422 refusal) are appended in one statement: two round trips in all.
+//! 4. A concurrency conflict means someone changed the account in between.
+//!    The next attempt locks the accounts as it reads them, so writers of a
+//!    hot account queue in the database instead of failing again: a
+//!    conflict is not answered 409 unless something else (a deadlock, a
+//!    serialization failure) keeps failing for `max_attempts`.
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use ledgerline_shared::accounts::{RepositoryError, StagedChange};
-use ledgerline_shared::event_store::{AppendOutcome, EventMetadata, StoreError};
+use ledgerline_shared::accounts::{CommandInput, RepositoryError, StagedChange};
+use ledgerline_shared::event_store::{AppendOutcome, CommandRead, EventMetadata, LockedStreams, StoreError};
 use ledgerline_shared::idempotency::{IdempotencyKey, IdempotencyRecord, NewIdempotencyRecord, request_hash};
 use serde::Serialize;
 use uuid::Uuid;
@@ -82,29 +84,39 @@ impl CommandContext {
     }
 }
 
-pub async fn execute<F, Fut>(state: &AppState, context: CommandContext, mut attempt: F) -> Result<Answer, ApiError>
+pub async fn execute<F>(state: &AppState, context: CommandContext, accounts: &[Uuid], mut decide: F) -> Result<Answer, ApiError>
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Decision, ApiError>>,
+    F: FnMut(&CommandInput) -> Result<Decision, ApiError>,
 {
-    let store = state.repository().store();
-    if let Some(key) = &context.key
-        && let Some(record) = store.find_idempotency(&context.caller.id, key.as_str()).await?
-    {
-        if record.request_hash == context.request_hash {
-            return Ok(Answer::stored(record));
-        }
-        return Err(key_reused());
-    }
-
+    let repository = state.repository();
+    let mut streams = accounts.to_vec();
+    streams.sort();
+    streams.dedup(); // a transfer to the same account names it twice
+    let read = CommandRead { streams, idempotency: context.key.as_ref().map(|key| (context.caller.id.clone(), key.as_str().to_owned())) };
     let max_attempts = state.settings().max_attempts.max(1);
     for attempt_number in 1..=max_attempts {
-        let (changes, answer) = match attempt().await? {
+        let (input, lock) = if attempt_number > 1 || state.settings().lock_first {
+            let (input, lock) = repository.lock_for_command(read.clone()).await?;
+            (input, Some(lock))
+        } else {
+            (repository.read_for_command(read.clone()).await?, None)
+        };
+        let decided = match &input.idempotency {
+            Some(record) if record.request_hash == context.request_hash => Ok(Err(Answer::stored(record.clone()))),
+            Some(_) => Err(key_reused()),
+            None => decide(&input).map(Ok),
+        };
+        let decision = match decided {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(stored)) => return release(lock, Ok(stored)).await,
+            Err(error) => return release(lock, Err(error)).await,
+        };
+        let (changes, answer) = match decision {
             Decision::Commit { changes, answer } => (changes, answer),
             Decision::Refuse(error) => (Vec::new(), Answer::from_error(&error)),
         };
         if changes.is_empty() && context.key.is_none() {
-            return Ok(answer); // nothing to write and nothing to remember
+            return release(lock, Ok(answer)).await; // nothing to write and nothing to remember
         }
         let record = context.key.as_ref().map(|key| NewIdempotencyRecord {
             caller_id: context.caller.id.clone(),
@@ -115,24 +127,36 @@ where
             expires_at: Utc::now() + state.settings().idempotency_ttl,
         });
         let metadata = EventMetadata::now(context.correlation_id.0.clone(), context.command_id, context.caller.id.clone());
-        match state.repository().commit(changes, metadata, record).await {
+        let outcome = match lock {
+            Some(lock) => repository.commit_locked(lock, changes, metadata, record).await,
+            None => repository.commit(changes, metadata, record).await,
+        };
+        match outcome {
             Ok(AppendOutcome::Committed(_)) => return Ok(answer),
             // A request with the same key committed first: its answer is ours.
             Ok(AppendOutcome::Replayed(record)) => return Ok(Answer::stored(record)),
             Err(RepositoryError::Store(StoreError::ConcurrencyConflict { stream_id, .. })) => {
-                tracing::debug!(%stream_id, attempt_number, "concurrency conflict; deciding again");
+                tracing::debug!(%stream_id, attempt_number, "concurrency conflict; deciding again with the accounts locked");
             }
             Err(RepositoryError::Store(StoreError::Transient(reason))) => {
                 tracing::debug!(%reason, attempt_number, "transient conflict; deciding again");
             }
             Err(error) => return Err(error.into()),
         }
-        if attempt_number < max_attempts {
+        if attempt_number > 1 && attempt_number < max_attempts {
             tokio::time::sleep(backoff(attempt_number)).await;
         }
     }
     tracing::warn!(attempts = max_attempts, "giving up after repeated concurrency conflicts");
     Err(ApiError::conflict())
+}
+
+/// Lets go of the accounts' locks (if taken) before answering without a write.
+async fn release<T>(lock: Option<Box<dyn LockedStreams + '_>>, answer: T) -> T {
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    answer
 }
 
 /// Exponential backoff with full jitter: a random wait up to 2ms * 2^n,

@@ -1,9 +1,10 @@
 //! The routes and their handlers: HTTP in, a [`Decision`] out.
 //!
-//! Each handler validates its input (400), then hands a closure to
-//! [`execute`] that loads, authorizes (404 for a missing or someone else's
-//! account, 403 for an administrator's operation) and decides. The closure may
-//! run several times when the account changes under it.
+//! Each handler validates its input (400), then hands [`execute`] the
+//! accounts to read and a closure that authorizes (404 for a missing or
+//! someone else's account, 403 for an administrator's operation) and decides
+//! on what was read. The closure may run several times when the account
+//! changes under it.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -22,6 +23,7 @@ use crate::execute::{Answer, CommandContext, Decision, execute};
 use crate::request::{Inbound, account_id, idempotency_key, parse_json, required_idempotency_key};
 use crate::state::AppState;
 use crate::views::{AccountView, BalanceView, CounterpartyView, StatusView, TransferView};
+use ledgerline_shared::accounts::CommandInput;
 use ledgerline_shared::http::caller::Caller;
 use ledgerline_shared::http::correlation::correlate;
 use ledgerline_shared::http::problem::ApiError;
@@ -94,11 +96,11 @@ fn reference(text: Option<String>) -> Result<Option<Reference>, ApiError> {
 
 // ---- shared steps ----
 
-/// Loads an account the caller may act on. Someone else's account is a
-/// 404, exactly like a missing one: an id reveals nothing about accounts
-/// that are not the caller's.
-async fn load_owned(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
-    state.repository().load(id).await?.filter(|account| caller.may_act_for(account.owner_id.as_str())).ok_or_else(ApiError::not_found)
+/// An account the caller may act on. Someone else's account is a 404,
+/// exactly like a missing one: an id reveals nothing about accounts that
+/// are not the caller's.
+fn owned<'a>(input: &'a CommandInput, caller: &Caller, id: Uuid) -> Result<&'a Account, ApiError> {
+    input.account(id).filter(|account| caller.may_act_for(account.owner_id.as_str())).ok_or_else(ApiError::not_found)
 }
 
 /// A domain refusal: business rules become a stored 422, the rest an
@@ -108,22 +110,23 @@ fn refusal(error: DomainError) -> Result<Decision, ApiError> {
 }
 
 /// Decides `command` on one account the caller may act on; answers with `view`.
-async fn decide_on_account(
+fn decide_on_account(
     state: &AppState,
+    input: &CommandInput,
     caller: &Caller,
     id: Uuid,
     command: &AccountCommand,
     view: fn(&Account) -> Answer,
 ) -> Result<Decision, ApiError> {
-    let account = load_owned(state, caller, id).await?;
-    let events = match decide(Some(&account), command, Utc::now()) {
+    let account = owned(input, caller, id)?;
+    let events = match decide(Some(account), command, Utc::now()) {
         Ok(events) => events,
         Err(error) => return refusal(error),
     };
     if events.is_empty() {
-        return Ok(Decision::Commit { changes: vec![], answer: view(&account) });
+        return Ok(Decision::Commit { changes: vec![], answer: view(account) });
     }
-    let change = state.repository().stage(id, Some(&account), &events)?;
+    let change = state.repository().stage(id, Some(account), &events)?;
     let answer = view(&change.after);
     Ok(Decision::Commit { changes: vec![change], answer })
 }
@@ -143,7 +146,7 @@ async fn open_account(State(state): State<AppState>, inbound: Inbound) -> Result
     let context = CommandContext::new(caller, key, &path, &bytes, correlation_id);
     let account_id = Uuid::new_v4();
     let command = AccountCommand::Open { account_id, owner_id, currency, overdraft_limit };
-    let answer = execute(&state, context, || async {
+    let answer = execute(&state, context, &[account_id], |_| {
         let events = decide(None, &command, Utc::now())?;
         let change = state.repository().stage(account_id, None, &events)?;
         let answer = Answer::json(StatusCode::CREATED, &AccountView::from(&change.after));
@@ -187,8 +190,10 @@ async fn move_money(state: &AppState, id: &str, inbound: Inbound, movement: Move
         Movement::Withdrawal => AccountCommand::Withdraw { amount, reference },
     };
     let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
-    execute(state, context, || decide_on_account(state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &BalanceView::from(a))))
-        .await
+    execute(state, context, &[id], |input| {
+        decide_on_account(state, input, &caller, id, &command, |a| Answer::json(StatusCode::OK, &BalanceView::from(a)))
+    })
+    .await
 }
 
 async fn transfer(State(state): State<AppState>, inbound: Inbound) -> Result<Answer, ApiError> {
@@ -203,22 +208,23 @@ async fn transfer(State(state): State<AppState>, inbound: Inbound) -> Result<Ans
         reference: reference(input.reference)?,
     };
     let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
-    execute(&state, context, || async {
-        let from = load_owned(&state, &caller, command.from_account_id).await?;
+    let accounts = [command.from_account_id, command.to_account_id];
+    execute(&state, context, &accounts, |input| {
+        let from = owned(input, &caller, command.from_account_id)?;
         if command.to_account_id == command.from_account_id {
             return refusal(DomainError::SameAccount);
         }
         // The recipient may be anyone's account: whether it is missing,
         // frozen, closed or in another currency, the refusal is the same
         // (`recipient_cannot_receive`), and the answer names only its id.
-        let to = state.repository().load(command.to_account_id).await?;
-        let decision = match decide_transfer(Some(&from), to.as_ref(), &command, Utc::now()) {
+        let to = input.account(command.to_account_id);
+        let decision = match decide_transfer(Some(from), to, &command, Utc::now()) {
             Ok(decision) => decision,
             Err(error) => return refusal(error),
         };
         let to = to.expect("a transfer was decided, so the recipient exists");
-        let sent = state.repository().stage(from.id, Some(&from), &[decision.sent])?;
-        let received = state.repository().stage(to.id, Some(&to), &[decision.received])?;
+        let sent = state.repository().stage(from.id, Some(from), &[decision.sent])?;
+        let received = state.repository().stage(to.id, Some(to), &[decision.received])?;
         let view = TransferView {
             transfer_id: command.transfer_id,
             from: BalanceView::from(&sent.after),
@@ -264,6 +270,8 @@ async fn change_status(state: &AppState, id: &str, inbound: Inbound, change: Sta
         StatusChange::Close => AccountCommand::Close,
     };
     let context = CommandContext::new(caller.clone(), key, &path, &bytes, correlation_id);
-    execute(state, context, || decide_on_account(state, &caller, id, &command, |a| Answer::json(StatusCode::OK, &StatusView::from(a))))
-        .await
+    execute(state, context, &[id], |input| {
+        decide_on_account(state, input, &caller, id, &command, |a| Answer::json(StatusCode::OK, &StatusView::from(a)))
+    })
+    .await
 }

@@ -11,14 +11,18 @@ use ledgerline_shared::event_store::EventStore;
 pub struct CommandSettings {
     /// How long an idempotency record is kept.
     pub idempotency_ttl: chrono::Duration,
-    /// How many times a command is re-decided after a concurrency conflict
-    /// before answering 409.
+    /// How many times a command is decided in all when conflicts keep
+    /// coming, before answering 409. Attempts after the first lock the
+    /// accounts, so a plain conflict takes two.
     pub max_attempts: u32,
+    /// Lock the accounts on the first attempt too, not only after a
+    /// conflict (for comparing the two shapes in `command_bench`).
+    pub lock_first: bool,
 }
 
 impl Default for CommandSettings {
     fn default() -> Self {
-        Self { idempotency_ttl: chrono::Duration::hours(24), max_attempts: 8 }
+        Self { idempotency_ttl: chrono::Duration::hours(24), max_attempts: 8, lock_first: false }
     }
 }
 

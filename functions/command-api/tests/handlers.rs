@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use command_api::CommandSettings;
 use ledgerline_shared::event_store::{
-    AppendBatch, AppendOutcome, EventStore, HeadQuery, InMemoryEventStore, OutboxMessage, RecordedEvent, Snapshot, StoreError,
-    StoreSettings, StreamHead,
+    AppendBatch, AppendOutcome, CommandRead, CommandState, EventStore, HeadQuery, InMemoryEventStore, LockedStreams, OutboxMessage,
+    RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead,
 };
 use ledgerline_shared::idempotency::IdempotencyRecord;
 use serde_json::json;
@@ -418,21 +418,69 @@ async fn unknown_routes_and_wrong_methods_are_problems_too() {
 
 // ---- conflicts ----
 
-/// A store whose appends always clash, as if another writer always won.
+/// A store whose appends to existing accounts clash, as if another writer
+/// always won; with `even_locked`, also after locking (which a real store
+/// never does: this stands for deadlocks that keep coming back).
 struct AlwaysConflicting {
     inner: InMemoryEventStore,
+    even_locked: bool,
     appends: AtomicU32,
+    locked_appends: AtomicU32,
+}
+
+impl AlwaysConflicting {
+    fn new(even_locked: bool) -> Self {
+        let inner = InMemoryEventStore::new(StoreSettings::default());
+        Self { inner, even_locked, appends: AtomicU32::new(0), locked_appends: AtomicU32::new(0) }
+    }
+
+    fn clash(&self, batch: &AppendBatch) -> Option<StoreError> {
+        let stream = batch.streams.iter().find(|s| s.expected_version > 0)?;
+        Some(StoreError::ConcurrencyConflict {
+            stream_id: stream.stream_id,
+            expected: stream.expected_version,
+            actual: stream.expected_version + 1,
+        })
+    }
+}
+
+struct CountedLock<'a> {
+    store: &'a AlwaysConflicting,
+    inner: Box<dyn LockedStreams + 'a>,
+}
+
+#[async_trait]
+impl LockedStreams for CountedLock<'_> {
+    async fn append(self: Box<Self>, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+        self.store.locked_appends.fetch_add(1, Ordering::SeqCst);
+        if self.store.even_locked
+            && let Some(clash) = self.store.clash(&batch)
+        {
+            self.inner.release().await;
+            return Err(clash);
+        }
+        self.inner.append(batch).await
+    }
+    async fn release(self: Box<Self>) {
+        self.inner.release().await
+    }
 }
 
 #[async_trait]
 impl EventStore for AlwaysConflicting {
     async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
-        if batch.streams.iter().any(|s| s.expected_version > 0) {
+        if let Some(clash) = self.clash(&batch) {
             self.appends.fetch_add(1, Ordering::SeqCst);
-            let stream_id = batch.streams[0].stream_id;
-            return Err(StoreError::ConcurrencyConflict { stream_id, expected: 1, actual: 2 });
+            return Err(clash);
         }
         self.inner.append(batch).await
+    }
+    async fn read_for_command(&self, read: CommandRead) -> Result<CommandState, StoreError> {
+        self.inner.read_for_command(read).await
+    }
+    async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandState, Box<dyn LockedStreams + '_>), StoreError> {
+        let (state, inner) = self.inner.lock_for_command(read).await?;
+        Ok((state, Box::new(CountedLock { store: self, inner })))
     }
     async fn read_stream(&self, id: Uuid, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(id, after).await
@@ -467,12 +515,24 @@ impl EventStore for AlwaysConflicting {
 }
 
 #[tokio::test]
-async fn a_conflict_is_retried_a_bounded_number_of_times_then_answered_409() {
-    let store = Arc::new(AlwaysConflicting { inner: InMemoryEventStore::new(StoreSettings::default()), appends: AtomicU32::new(0) });
+async fn after_a_conflict_the_command_locks_the_account_and_succeeds() {
+    let store = Arc::new(AlwaysConflicting::new(false));
+    let api = Api::with_store(store.clone(), CommandSettings { max_attempts: 4, ..CommandSettings::default() });
+    let account = api.open("alice", "EUR").await;
+    let response = api.deposit("alice", account, 5).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!((store.appends.load(Ordering::SeqCst), store.locked_appends.load(Ordering::SeqCst)), (1, 1));
+    assert_eq!(api.balance(account).await, 5, "deposited once");
+}
+
+#[tokio::test]
+async fn conflicts_that_keep_coming_are_retried_a_bounded_number_of_times_then_answered_409() {
+    let store = Arc::new(AlwaysConflicting::new(true));
     let api = Api::with_store(store.clone(), CommandSettings { max_attempts: 4, ..CommandSettings::default() });
     let account = api.open("alice", "EUR").await;
     let response = api.deposit("alice", account, 1).await;
     response.assert_problem(409, "concurrency_conflict");
-    assert_eq!(store.appends.load(Ordering::SeqCst), 4);
+    assert_eq!((store.appends.load(Ordering::SeqCst), store.locked_appends.load(Ordering::SeqCst)), (1, 3));
     assert!(response.header("retry-after").is_some());
+    assert_eq!(api.balance(account).await, 0);
 }

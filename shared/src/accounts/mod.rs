@@ -5,6 +5,10 @@
 //! replays the events after it; committing encodes the new events, adds a
 //! snapshot every `snapshot_every` events, and appends everything (with the
 //! idempotency record) in one batch.
+//!
+//! A command loads everything it needs in one read ([`AccountRepository::read_for_command`],
+//! or [`AccountRepository::lock_for_command`] after a conflict) and commits
+//! in one append.
 
 pub mod codec;
 
@@ -14,8 +18,11 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::domain::{Account, AccountEvent, DomainError};
-use crate::event_store::{AppendBatch, AppendOutcome, EventMetadata, EventStore, NewEvent, NewSnapshot, StoreError, StreamAppend};
-use crate::idempotency::NewIdempotencyRecord;
+use crate::event_store::{
+    AppendBatch, AppendOutcome, CommandRead, EventMetadata, EventStore, LockedStreams, NewEvent, NewSnapshot, StoreError, StreamAppend,
+    StreamTail,
+};
+use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 use codec::{ACCOUNT_SNAPSHOT_SCHEMA_VERSION, CodecError, EventCodec, decode_snapshot, encode_snapshot};
 
 #[derive(Debug, Error)]
@@ -33,6 +40,22 @@ pub enum RepositoryError {
 pub struct StagedChange {
     pub append: StreamAppend,
     pub after: Account,
+}
+
+/// What a command decides on, from one read: the stored answer when its
+/// Idempotency-Key was used before, and each account it asked for.
+#[derive(Debug, Clone)]
+pub struct CommandInput {
+    pub idempotency: Option<IdempotencyRecord>,
+    accounts: Vec<(Uuid, Option<Account>)>,
+}
+
+impl CommandInput {
+    /// The account as of its latest event; `None` if it was never opened
+    /// (or not asked for).
+    pub fn account(&self, id: Uuid) -> Option<&Account> {
+        self.accounts.iter().find(|(account_id, _)| *account_id == id).and_then(|(_, account)| account.as_ref())
+    }
 }
 
 #[derive(Clone)]
@@ -54,26 +77,74 @@ impl AccountRepository {
 
     /// The account as of its latest event, or `None` if it was never opened.
     pub async fn load(&self, account_id: Uuid) -> Result<Option<Account>, RepositoryError> {
-        let snapshot = self.store.load_snapshot(account_id).await?;
-        let start = snapshot.and_then(|s| {
-            let account = decode_snapshot(s.schema_version, &s.state);
-            if account.is_none() {
-                tracing::warn!(%account_id, version = s.version, "ignoring a snapshot that does not decode; replaying");
+        let input = self.read_for_command(CommandRead { streams: vec![account_id], idempotency: None }).await?;
+        Ok(input.account(account_id).cloned())
+    }
+
+    /// Everything a command needs, in one read (see `EventStore::read_for_command`).
+    pub async fn read_for_command(&self, read: CommandRead) -> Result<CommandInput, RepositoryError> {
+        let state = self.store.read_for_command(read).await?;
+        self.input(state.idempotency, state.streams).await
+    }
+
+    /// The same, with the accounts locked against other writers until the
+    /// returned lock appends or is released (see `EventStore::lock_for_command`).
+    pub async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandInput, Box<dyn LockedStreams + '_>), RepositoryError> {
+        let (state, lock) = self.store.lock_for_command(read).await?;
+        match self.input(state.idempotency, state.streams).await {
+            Ok(input) => Ok((input, lock)),
+            Err(error) => {
+                lock.release().await;
+                Err(error)
             }
-            // A snapshot must describe the version it was filed under.
-            account.filter(|a| a.version == s.version && a.id == account_id)
-        });
-        let after_version = start.as_ref().map_or(0, |a| a.version);
-        let recorded = self.store.read_stream(account_id, after_version).await?;
+        }
+    }
+
+    async fn input(&self, idempotency: Option<IdempotencyRecord>, tails: Vec<StreamTail>) -> Result<CommandInput, RepositoryError> {
+        let mut accounts = Vec::with_capacity(tails.len());
+        for tail in tails {
+            let stream_id = tail.stream_id;
+            accounts.push((stream_id, self.replay(tail).await?));
+        }
+        Ok(CommandInput { idempotency, accounts })
+    }
+
+    /// The account from its snapshot and the events after it. A snapshot
+    /// that no longer decodes is passed over, and the whole stream read
+    /// again (one more round trip, and only then).
+    async fn replay(&self, tail: StreamTail) -> Result<Option<Account>, RepositoryError> {
+        let StreamTail { stream_id, snapshot, events } = tail;
+        let start = match snapshot {
+            None => None,
+            Some(s) => {
+                // A snapshot must describe the version it was filed under.
+                let account = decode_snapshot(s.schema_version, &s.state).filter(|a| a.version == s.version && a.id == stream_id);
+                if account.is_none() {
+                    tracing::warn!(account_id = %stream_id, version = s.version, "ignoring a snapshot that does not decode; replaying");
+                    let all = self.store.read_stream(stream_id, 0).await?;
+                    return self.fold(stream_id, None, &all);
+                }
+                account
+            }
+        };
+        self.fold(stream_id, start, &events)
+    }
+
+    fn fold(
+        &self,
+        stream_id: Uuid,
+        start: Option<Account>,
+        recorded: &[crate::event_store::RecordedEvent],
+    ) -> Result<Option<Account>, RepositoryError> {
         let mut events = Vec::with_capacity(recorded.len());
-        for event in &recorded {
+        for event in recorded {
             let decoded = self
                 .codec
                 .decode(&event.event_type, event.schema_version, &event.payload)
                 .map_err(|source| RepositoryError::Codec { event_id: event.event_id, source })?;
             events.push(decoded);
         }
-        Account::replay(start, &events).map_err(|source| RepositoryError::History { stream_id: account_id, source })
+        Account::replay(start, &events).map_err(|source| RepositoryError::History { stream_id, source })
     }
 
     /// Encodes `events` decided on `before` (`None` for a new account).
@@ -104,13 +175,29 @@ impl AccountRepository {
 
     /// Appends staged changes (one account, or both sides of a transfer) and
     /// the idempotency record, atomically.
+    /// The append may meet a concurrency conflict.
     pub async fn commit(
         &self,
         changes: Vec<StagedChange>,
         metadata: EventMetadata,
         idempotency: Option<NewIdempotencyRecord>,
     ) -> Result<AppendOutcome, RepositoryError> {
-        let streams = changes.into_iter().map(|change| change.append).collect();
-        Ok(self.store.append(AppendBatch { streams, metadata, idempotency }).await?)
+        Ok(self.store.append(batch(changes, metadata, idempotency)).await?)
     }
+
+    /// The same through `lock` (from [`Self::lock_for_command`]): the
+    /// append cannot meet a conflict, and releases the lock.
+    pub async fn commit_locked(
+        &self,
+        lock: Box<dyn LockedStreams + '_>,
+        changes: Vec<StagedChange>,
+        metadata: EventMetadata,
+        idempotency: Option<NewIdempotencyRecord>,
+    ) -> Result<AppendOutcome, RepositoryError> {
+        Ok(lock.append(batch(changes, metadata, idempotency)).await?)
+    }
+}
+
+fn batch(changes: Vec<StagedChange>, metadata: EventMetadata, idempotency: Option<NewIdempotencyRecord>) -> AppendBatch {
+    AppendBatch { streams: changes.into_iter().map(|change| change.append).collect(), metadata, idempotency }
 }

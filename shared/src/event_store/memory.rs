@@ -1,6 +1,10 @@
 //! The in-memory event store: the embedded mode's storage and the fast
 //! stand-in for unit tests. It keeps the same contract as PostgreSQL (the
 //! conformance suite runs against both); one mutex makes every append atomic.
+//!
+//! A command that locks its streams ([`EventStore::lock_for_command`]) holds
+//! the store's one writer lock, which every append also takes: coarser than
+//! PostgreSQL's row locks, and plenty for one process.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -11,8 +15,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, EventStore, HeadQuery, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings,
-    StreamHead, StreamVersion, outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, CommandRead, CommandState, EventStore, HeadQuery, LockedStreams, OutboxMessage, OutboxStatus,
+    RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead, StreamTail, StreamVersion, outbox_messages, validate_batch,
 };
 use crate::idempotency::IdempotencyRecord;
 use crate::outbox::MemoryOutboxState;
@@ -23,6 +27,8 @@ pub struct InMemoryEventStore {
     inner: Mutex<Inner>,
     /// The outbox publisher lock (see `crate::outbox`).
     publisher_lock: AtomicBool,
+    /// Taken by every append and held by a command's [`LockedStreams`].
+    writers: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -41,7 +47,7 @@ struct Inner {
 
 impl InMemoryEventStore {
     pub fn new(settings: StoreSettings) -> Self {
-        Self { settings, inner: Mutex::default(), publisher_lock: AtomicBool::new(false) }
+        Self { settings, inner: Mutex::default(), publisher_lock: AtomicBool::new(false), writers: tokio::sync::Mutex::new(()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -67,11 +73,43 @@ impl Inner {
     fn version(&self, stream_id: Uuid) -> u64 {
         self.streams.get(&stream_id).map_or(0, |events| events.len() as u64)
     }
+
+    fn command_state(&self, read: &CommandRead) -> CommandState {
+        let now = Utc::now();
+        let idempotency = read.idempotency.as_ref().and_then(|key| self.idempotency.get(key).filter(|r| r.expires_at > now).cloned());
+        let streams = read
+            .streams
+            .iter()
+            .map(|&stream_id| {
+                let snapshot = self.snapshots.get(&stream_id).cloned();
+                let after = snapshot.as_ref().map_or(0, |s| s.version as usize);
+                let indexes = self.streams.get(&stream_id).map(Vec::as_slice).unwrap_or_default();
+                let events = indexes.iter().skip(after).map(|&i| self.log[i].clone()).collect();
+                StreamTail { stream_id, snapshot, events }
+            })
+            .collect();
+        CommandState { idempotency, streams }
+    }
+}
+
+/// A command's hold on the writer lock (see the module docs).
+struct MemoryLockedStreams<'a> {
+    store: &'a InMemoryEventStore,
+    _writer: tokio::sync::MutexGuard<'a, ()>,
 }
 
 #[async_trait]
-impl EventStore for InMemoryEventStore {
-    async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+impl LockedStreams for MemoryLockedStreams<'_> {
+    async fn append(self: Box<Self>, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+        self.store.append_now(batch)
+    }
+
+    async fn release(self: Box<Self>) {}
+}
+
+impl InMemoryEventStore {
+    /// The append itself; the caller holds the writer lock.
+    fn append_now(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
         validate_batch(&batch, &self.settings)?;
         let mut inner = self.lock();
         let now = Utc::now();
@@ -169,6 +207,24 @@ impl EventStore for InMemoryEventStore {
             );
         }
         Ok(AppendOutcome::Committed(versions))
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+        let _writer = self.writers.lock().await;
+        self.append_now(batch)
+    }
+
+    async fn read_for_command(&self, read: CommandRead) -> Result<CommandState, StoreError> {
+        Ok(self.lock().command_state(&read))
+    }
+
+    async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandState, Box<dyn LockedStreams + '_>), StoreError> {
+        let writer = self.writers.lock().await;
+        let state = self.lock().command_state(&read);
+        Ok((state, Box::new(MemoryLockedStreams { store: self, _writer: writer })))
     }
 
     async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {

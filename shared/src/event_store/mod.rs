@@ -189,6 +189,47 @@ pub struct OutboxMessage {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a command reads before it decides, in one exchange with the store:
+/// the request's idempotency record and, for each account it touches, the
+/// latest snapshot and the events after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRead {
+    pub streams: Vec<Uuid>,
+    /// (caller id, Idempotency-Key), when the request has a key.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// One stream as a command sees it: its latest snapshot (if any) and every
+/// event after the snapshot, in version order. A stream that does not exist
+/// has neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTail {
+    pub stream_id: Uuid,
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<RecordedEvent>,
+}
+
+/// The answer to a [`CommandRead`]: `streams` in the order asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandState {
+    pub idempotency: Option<IdempotencyRecord>,
+    pub streams: Vec<StreamTail>,
+}
+
+/// Streams a command has locked (see [`EventStore::lock_for_command`]): no
+/// other writer can append to them until this is appended or released, so
+/// the append cannot meet a concurrency conflict.
+#[async_trait]
+pub trait LockedStreams: Send {
+    /// Appends as [`EventStore::append`] does, then releases the locks.
+    async fn append(self: Box<Self>, batch: AppendBatch) -> Result<AppendOutcome, StoreError>;
+
+    /// Releases the locks without writing (the command was answered from
+    /// its idempotency record, or refused before any write). Dropping
+    /// releases them too, less cheaply.
+    async fn release(self: Box<Self>);
+}
+
 /// Limits and names both implementations apply the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
@@ -210,6 +251,16 @@ impl Default for StoreSettings {
 pub trait EventStore: Send + Sync + 'static {
     /// Writes a whole batch atomically, or nothing. See the module docs.
     async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError>;
+
+    /// Everything a command needs to decide (see [`CommandRead`]), without
+    /// locking: the append that follows may meet a concurrency conflict.
+    async fn read_for_command(&self, read: CommandRead) -> Result<CommandState, StoreError>;
+
+    /// The same read, after locking the streams against other writers until
+    /// the returned [`LockedStreams`] appends or is released. Writers of one
+    /// account queue up instead of failing: what a command does after a
+    /// conflict, so a hot account never answers 409.
+    async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandState, Box<dyn LockedStreams + '_>), StoreError>;
 
     /// The stream's events with a version greater than `after_version`, in order.
     /// An unknown stream has no events.

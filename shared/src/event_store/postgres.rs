@@ -9,6 +9,15 @@
 //!
 //! Streams are always touched in ascending id order, so two transfers in
 //! opposite directions cannot deadlock.
+//!
+//! A command costs two round trips: [`EventStore::read_for_command`] sends
+//! its statements pipelined on one connection (the idempotency record, and
+//! each stream's snapshot with the events after it), and the append is one
+//! call of the `ledgerline_append` function (migration V6), its own commit.
+//! A command that met a conflict locks its streams first
+//! ([`EventStore::lock_for_command`]): BEGIN, `SELECT ... FOR UPDATE` and the
+//! same reads, pipelined; then the append and COMMIT, pipelined. Every
+//! statement is prepared once per connection (`prepare_cached`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,10 +27,37 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, EventMetadata, EventStore, HeadQuery, OutboxMessage, OutboxStatus, RecordedEvent, Snapshot, StoreError,
-    StoreSettings, StreamAppend, StreamHead, StreamVersion, outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, CommandRead, CommandState, EventMetadata, EventStore, HeadQuery, LockedStreams, OutboxMessage,
+    OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead, StreamTail, StreamVersion, outbox_messages,
+    validate_batch,
 };
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
+
+/// Calls the append function of migration V6 (see its comments).
+const APPEND_SQL: &str = "SELECT ledgerline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
+/// The SQLSTATEs `ledgerline_append` raises.
+const CONFLICT_STATE: &str = "LL409";
+const MISSING_STREAM_STATE: &str = "LL404";
+
+/// Each asked-for stream's latest snapshot and the events after it, in one
+/// statement, so the two agree (one snapshot of the database). The
+/// snapshot's columns repeat on each event row: a few dozen rows at most.
+const COMMAND_READ_SQL: &str = "\
+SELECT ids.stream_id, sn.version AS snapshot_version, sn.schema_version AS snapshot_schema, sn.state AS snapshot_state, \
+       sn.taken_at AS snapshot_taken_at, e.global_position, e.version, e.event_id, e.event_type, e.schema_version, e.payload, \
+       e.correlation_id, e.causation_id, e.actor, e.recorded_at \
+FROM (SELECT DISTINCT unnest($1::uuid[])) AS ids(stream_id) \
+LEFT JOIN snapshots sn ON sn.stream_id = ids.stream_id \
+LEFT JOIN events e ON e.stream_id = ids.stream_id AND e.version > COALESCE(sn.version, 0) \
+ORDER BY ids.stream_id, e.version";
+
+const IDEMPOTENCY_SQL: &str = "\
+SELECT caller_id, idempotency_key, request_hash, response_status, response_body, created_at, expires_at \
+FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2 AND expires_at > now()";
+
+/// Locks in id order (the sort runs below the row locking), like the append.
+const LOCK_STREAMS_SQL: &str = "SELECT stream_id FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE";
 
 #[derive(Clone)]
 pub struct PostgresEventStore {
@@ -56,104 +92,55 @@ impl PostgresEventStore {
         }
     }
 
-    /// One attempt at the append transaction. `Ok(None)` means the
+    /// One call of `ledgerline_append` on `client`. `Ok(None)` means the
     /// idempotency key vanished between our claim and our look-up: try again.
-    async fn try_append(&self, batch: &AppendBatch) -> Result<Option<AppendOutcome>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_pg_error)?;
+    /// Run outside a transaction, the statement is its own commit.
+    async fn try_append(&self, client: &deadpool_postgres::Object, batch: &AppendBatch) -> Result<Option<AppendOutcome>, StoreError> {
+        let statement = client.prepare_cached(APPEND_SQL).await.map_err(map_pg_error)?;
+        let params = AppendParams::new(batch, &self.settings.events_topic);
+        let result = client.query_one(&statement, &params.as_sql()).await;
+        self.append_result(result.map(|row| row.get::<_, String>(0)), batch).await
+    }
 
-        // The key first: a second request with the same key blocks here until
-        // the first commits, then finds the key taken. Two never both execute.
-        if let Some(record) = &batch.idempotency {
-            let claimed = tx
-                .execute(
-                    "INSERT INTO idempotency_keys \
-                       (caller_id, idempotency_key, request_hash, response_status, response_body, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (caller_id, idempotency_key) DO UPDATE SET \
-                       request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status, \
-                       response_body = EXCLUDED.response_body, created_at = EXCLUDED.created_at, \
-                       expires_at = EXCLUDED.expires_at \
-                     WHERE idempotency_keys.expires_at <= now()",
-                    &[
-                        &record.caller_id,
-                        &record.key.as_str(),
-                        &record.request_hash,
-                        &(record.response_status as i16),
-                        &record.response_body,
-                        &batch.metadata.recorded_at,
-                        &record.expires_at,
-                    ],
-                )
-                .await
-                .map_err(map_pg_error)?;
-            if claimed == 0 {
-                // Roll back and hand the connection back before looking again.
-                drop(tx);
-                drop(client);
-                return self.resolve_taken_key(record).await;
+    /// What `ledgerline_append` answered, as an [`AppendOutcome`].
+    async fn append_result(
+        &self,
+        result: Result<String, tokio_postgres::Error>,
+        batch: &AppendBatch,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        match result {
+            Ok(answer) if answer == "committed" => {
+                let versions = batch
+                    .streams
+                    .iter()
+                    .map(|s| StreamVersion { stream_id: s.stream_id, version: s.expected_version + s.events.len() as u64 })
+                    .collect();
+                Ok(Some(AppendOutcome::Committed(versions)))
             }
+            Ok(_key_taken) => {
+                let record = batch.idempotency.as_ref().expect("only a key can be taken");
+                self.resolve_taken_key(record).await
+            }
+            Err(error) => Err(self.explain_append_error(error, batch).await),
         }
+    }
 
-        let mut streams: Vec<&StreamAppend> = batch.streams.iter().collect();
-        streams.sort_by_key(|s| s.stream_id);
-        let mut versions = Vec::with_capacity(streams.len());
-        for stream in &streams {
-            let new_version = (stream.expected_version + stream.events.len() as u64) as i64;
-            let moved = if stream.expected_version == 0 {
-                tx.execute(
-                    "INSERT INTO streams (stream_id, version) VALUES ($1, $2) ON CONFLICT (stream_id) DO NOTHING",
-                    &[&stream.stream_id, &new_version],
-                )
-                .await
-            } else {
-                tx.execute(
-                    "UPDATE streams SET version = $3, updated_at = now() WHERE stream_id = $1 AND version = $2",
-                    &[&stream.stream_id, &(stream.expected_version as i64), &new_version],
-                )
-                .await
-            }
-            .map_err(map_pg_error)?;
-            if moved == 0 {
-                let actual = tx
-                    .query_opt("SELECT version FROM streams WHERE stream_id = $1", &[&stream.stream_id])
-                    .await
-                    .map_err(map_pg_error)?
-                    .map(|row| row.get::<_, i64>(0) as u64);
-                return Err(match actual {
-                    None => StoreError::StreamNotFound(stream.stream_id),
-                    Some(actual) => {
-                        StoreError::ConcurrencyConflict { stream_id: stream.stream_id, expected: stream.expected_version, actual }
-                    }
-                });
-            }
-            versions.push(StreamVersion { stream_id: stream.stream_id, version: new_version as u64 });
-        }
-
-        if let Err(error) = insert_events(&tx, batch).await {
-            drop(tx);
-            drop(client);
-            return Err(self.explain_insert_error(error, batch).await);
-        }
-        insert_outbox(&tx, batch, &self.settings.events_topic).await.map_err(map_pg_error)?;
-        for stream in &streams {
-            if let Some(snapshot) = &stream.snapshot {
-                tx.execute(
-                    "INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at) \
-                     VALUES ($1, $2, $3, $4, now()) \
-                     ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, \
-                       schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at \
-                     WHERE snapshots.version < EXCLUDED.version",
-                    &[&stream.stream_id, &(snapshot.version as i64), &(snapshot.schema_version as i16), &snapshot.state],
-                )
-                .await
-                .map_err(map_pg_error)?;
+    /// The function's own errors (a conflict, a missing stream), a duplicate
+    /// event id, or anything else mapped as usual.
+    async fn explain_append_error(&self, error: tokio_postgres::Error, batch: &AppendBatch) -> StoreError {
+        if let Some(db) = error.as_db_error() {
+            let detail: Vec<&str> = db.detail().unwrap_or_default().split(' ').collect();
+            let stream_id = detail.first().and_then(|id| id.parse::<Uuid>().ok());
+            match (db.code().code(), stream_id) {
+                (CONFLICT_STATE, Some(stream_id)) => {
+                    let number = |i: usize| detail.get(i).and_then(|n| n.parse::<u64>().ok()).unwrap_or_default();
+                    return StoreError::ConcurrencyConflict { stream_id, expected: number(1), actual: number(2) };
+                }
+                (MISSING_STREAM_STATE, Some(stream_id)) => return StoreError::StreamNotFound(stream_id),
+                _ => {}
             }
         }
-        tx.commit().await.map_err(map_pg_error)?;
-        // Report versions in the caller's order, not the locking order.
-        versions.sort_by_key(|v| batch.streams.iter().position(|s| s.stream_id == v.stream_id));
-        Ok(Some(AppendOutcome::Committed(versions)))
+        self.explain_insert_error(error, batch).await
     }
 
     /// A unique violation on `events.event_id` names an id already stored;
@@ -176,65 +163,6 @@ impl PostgresEventStore {
             Err(e) => map_pg_error(e),
         }
     }
-}
-
-async fn insert_events(tx: &deadpool_postgres::Transaction<'_>, batch: &AppendBatch) -> Result<(), tokio_postgres::Error> {
-    let mut stream_ids = Vec::new();
-    let mut versions = Vec::new();
-    let mut event_ids = Vec::new();
-    let mut types = Vec::new();
-    let mut schema_versions = Vec::new();
-    let mut payloads = Vec::new();
-    for stream in &batch.streams {
-        for (i, event) in stream.events.iter().enumerate() {
-            stream_ids.push(stream.stream_id);
-            versions.push((stream.expected_version + 1 + i as u64) as i64);
-            event_ids.push(event.event_id);
-            types.push(event.event_type.as_str());
-            schema_versions.push(event.schema_version as i16);
-            payloads.push(event.payload.as_slice());
-        }
-    }
-    if stream_ids.is_empty() {
-        return Ok(());
-    }
-    let EventMetadata { correlation_id, causation_id, actor, recorded_at } = &batch.metadata;
-    // One round trip for all events: arrays in, UNNEST turns them into rows.
-    tx.execute(
-        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, \
-                             correlation_id, causation_id, actor, recorded_at) \
-         SELECT u.stream_id, u.version, u.event_id, u.event_type, u.schema_version, u.payload, $7, $8, $9, $10 \
-         FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int2[], $6::bytea[]) \
-           AS u(stream_id, version, event_id, event_type, schema_version, payload)",
-        &[&stream_ids, &versions, &event_ids, &types, &schema_versions, &payloads, correlation_id, causation_id, actor, recorded_at],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn insert_outbox(tx: &deadpool_postgres::Transaction<'_>, batch: &AppendBatch, topic: &str) -> Result<(), tokio_postgres::Error> {
-    let messages: Vec<_> = batch.streams.iter().flat_map(|stream| outbox_messages(stream, &batch.metadata)).collect();
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let event_ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
-    let stream_ids: Vec<Uuid> = messages.iter().map(|m| m.stream_id).collect();
-    let versions: Vec<i64> = messages.iter().map(|m| m.stream_version as i64).collect();
-    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
-    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
-    let headers: Vec<serde_json::Value> = messages.iter().map(|m| headers_to_json(&m.headers)).collect();
-    // Rows go in in batch order, which per stream is version order, so the
-    // outbox id orders each stream's events correctly.
-    tx.execute(
-        "INSERT INTO outbox (event_id, stream_id, stream_version, topic, message_key, payload, headers) \
-         SELECT u.event_id, u.stream_id, u.stream_version, $4, u.message_key, u.payload, u.headers \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $5::text[], $6::bytea[], $7::jsonb[]) \
-           WITH ORDINALITY AS u(event_id, stream_id, stream_version, message_key, payload, headers, n) \
-         ORDER BY u.n",
-        &[&event_ids, &stream_ids, &versions, &topic, &keys, &payloads, &headers],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Headers are kept as a JSON array of `[name, value]` pairs: order is kept
@@ -283,11 +211,47 @@ impl EventStore for PostgresEventStore {
         validate_batch(&batch, &self.settings)?;
         // Retried only when an idempotency key expired while we looked at it.
         for _ in 0..3 {
-            if let Some(outcome) = self.try_append(&batch).await? {
+            let client = self.client().await?;
+            if let Some(outcome) = self.try_append(&client, &batch).await? {
                 return Ok(outcome);
             }
         }
         Err(StoreError::Transient("the idempotency key changed hands repeatedly".into()))
+    }
+
+    async fn read_for_command(&self, read: CommandRead) -> Result<CommandState, StoreError> {
+        let client = self.client().await?;
+        let (streams, key) = (client.prepare_cached(COMMAND_READ_SQL), client.prepare_cached(IDEMPOTENCY_SQL));
+        let (streams, key) = tokio::try_join!(streams, key).map_err(map_pg_error)?;
+        // Both statements go out before either answer comes back: one round trip.
+        let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
+        let (rows, record) = tokio::try_join!(client.query(&streams, &ids), find_key(&client, &key, &read)).map_err(map_pg_error)?;
+        Ok(CommandState { idempotency: record, streams: stream_tails(&read.streams, &rows) })
+    }
+
+    async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandState, Box<dyn LockedStreams + '_>), StoreError> {
+        // From here on, an error drops `locked`, which rolls back.
+        let locked = Box::new(PostgresLockedStreams { store: self, client: Some(self.client().await?) });
+        let client = locked.client.as_ref().expect("just set");
+        let statements = tokio::try_join!(
+            client.prepare_cached(LOCK_STREAMS_SQL),
+            client.prepare_cached(COMMAND_READ_SQL),
+            client.prepare_cached(IDEMPOTENCY_SQL)
+        );
+        let (lock, streams, key) = statements.map_err(map_pg_error)?;
+        // The locks are taken first; the reads that follow are statements of
+        // their own, so (READ COMMITTED) they see whatever the previous
+        // holder committed before it let go. All four go out at once.
+        let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
+        let (_, _, rows, record) = tokio::try_join!(
+            client.batch_execute("BEGIN"),
+            client.query(&lock, &ids),
+            client.query(&streams, &ids),
+            find_key(client, &key, &read),
+        )
+        .map_err(map_pg_error)?;
+        let state = CommandState { idempotency: record, streams: stream_tails(&read.streams, &rows) };
+        Ok((state, locked))
     }
 
     async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -440,6 +404,210 @@ impl EventStore for PostgresEventStore {
             .await
             .map_err(map_pg_error)?;
         Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+/// The idempotency look-up of a [`CommandRead`] (nothing to look up without a key).
+async fn find_key(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    read: &CommandRead,
+) -> Result<Option<IdempotencyRecord>, tokio_postgres::Error> {
+    match &read.idempotency {
+        Some((caller_id, key)) => Ok(client.query_opt(statement, &[caller_id, key]).await?.as_ref().map(row_to_idempotency)),
+        None => Ok(None),
+    }
+}
+
+/// Groups the rows of [`COMMAND_READ_SQL`] by stream, in the order asked for.
+fn stream_tails(asked: &[Uuid], rows: &[Row]) -> Vec<StreamTail> {
+    asked
+        .iter()
+        .map(|&stream_id| {
+            let mine: Vec<&Row> = rows.iter().filter(|row| row.get::<_, Uuid>("stream_id") == stream_id).collect();
+            let snapshot = mine.first().and_then(|row| {
+                let version: Option<i64> = row.get("snapshot_version");
+                version.map(|version| Snapshot {
+                    stream_id,
+                    version: version as u64,
+                    schema_version: row.get::<_, i16>("snapshot_schema") as u16,
+                    state: row.get("snapshot_state"),
+                    taken_at: row.get("snapshot_taken_at"),
+                })
+            });
+            let events =
+                mine.iter().filter(|row| row.get::<_, Option<i64>>("global_position").is_some()).map(|row| row_to_event(row)).collect();
+            StreamTail { stream_id, snapshot, events }
+        })
+        .collect()
+}
+
+/// A command's open transaction holding its streams' row locks.
+struct PostgresLockedStreams<'a> {
+    store: &'a PostgresEventStore,
+    /// `Some` until appended or released.
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl Drop for PostgresLockedStreams<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Never hand an open transaction back to the pool: close the
+            // connection, and the server rolls back and unlocks.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+#[async_trait]
+impl LockedStreams for PostgresLockedStreams<'_> {
+    async fn append(mut self: Box<Self>, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+        validate_batch(&batch, &self.store.settings)?;
+        let client = self.client.as_ref().expect("appended once");
+        let statement = client.prepare_cached(APPEND_SQL).await.map_err(map_pg_error)?;
+        let params = AppendParams::new(&batch, &self.store.settings.events_topic);
+        // The append and COMMIT go out together. If the append fails, the
+        // server answers COMMIT with a rollback; either way the transaction
+        // is over once both answers are in.
+        let params = params.as_sql();
+        let (result, commit) = tokio::join!(client.query_one(&statement, &params), client.batch_execute("COMMIT"));
+        if commit.is_ok() {
+            drop(self.client.take()); // clean: back to the pool
+        }
+        let result = match commit {
+            Ok(()) => result,
+            Err(error) if result.is_ok() => Err(error), // the commit itself failed
+            Err(_) => result,
+        };
+        let answer = self.store.append_result(result.map(|row| row.get::<_, String>(0)), &batch).await?;
+        answer.ok_or_else(|| StoreError::Transient("the idempotency key expired while the command ran".into()))
+    }
+
+    async fn release(mut self: Box<Self>) {
+        if let Some(client) = self.client.as_ref()
+            && client.batch_execute("ROLLBACK").await.is_ok()
+        {
+            drop(self.client.take());
+        }
+    }
+}
+
+/// The arguments of `ledgerline_append`, one array per column.
+struct AppendParams<'a> {
+    caller_id: Option<&'a str>,
+    key: Option<&'a str>,
+    request_hash: Option<&'a [u8]>,
+    response_status: Option<i16>,
+    response_body: Option<&'a [u8]>,
+    key_expires_at: Option<DateTime<Utc>>,
+    stream_ids: Vec<Uuid>,
+    expected: Vec<i64>,
+    new_versions: Vec<i64>,
+    event_streams: Vec<Uuid>,
+    event_versions: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i16>,
+    payloads: Vec<&'a [u8]>,
+    metadata: &'a EventMetadata,
+    topic: &'a str,
+    outbox_keys: Vec<String>,
+    outbox_payloads: Vec<Vec<u8>>,
+    outbox_headers: Vec<serde_json::Value>,
+    snapshot_streams: Vec<Uuid>,
+    snapshot_versions: Vec<i64>,
+    snapshot_schemas: Vec<i16>,
+    snapshot_states: Vec<&'a [u8]>,
+}
+
+impl<'a> AppendParams<'a> {
+    fn new(batch: &'a AppendBatch, topic: &'a str) -> Self {
+        let record = batch.idempotency.as_ref();
+        let mut params = Self {
+            caller_id: record.map(|r| r.caller_id.as_str()),
+            key: record.map(|r| r.key.as_str()),
+            request_hash: record.map(|r| r.request_hash.as_slice()),
+            response_status: record.map(|r| r.response_status as i16),
+            response_body: record.map(|r| r.response_body.as_slice()),
+            key_expires_at: record.map(|r| r.expires_at),
+            stream_ids: Vec::new(),
+            expected: Vec::new(),
+            new_versions: Vec::new(),
+            event_streams: Vec::new(),
+            event_versions: Vec::new(),
+            event_ids: Vec::new(),
+            event_types: Vec::new(),
+            schema_versions: Vec::new(),
+            payloads: Vec::new(),
+            metadata: &batch.metadata,
+            topic,
+            outbox_keys: Vec::new(),
+            outbox_payloads: Vec::new(),
+            outbox_headers: Vec::new(),
+            snapshot_streams: Vec::new(),
+            snapshot_versions: Vec::new(),
+            snapshot_schemas: Vec::new(),
+            snapshot_states: Vec::new(),
+        };
+        for stream in &batch.streams {
+            params.stream_ids.push(stream.stream_id);
+            params.expected.push(stream.expected_version as i64);
+            params.new_versions.push((stream.expected_version + stream.events.len() as u64) as i64);
+            for (i, event) in stream.events.iter().enumerate() {
+                params.event_streams.push(stream.stream_id);
+                params.event_versions.push((stream.expected_version + 1 + i as u64) as i64);
+                params.event_ids.push(event.event_id);
+                params.event_types.push(&event.event_type);
+                params.schema_versions.push(event.schema_version as i16);
+                params.payloads.push(&event.payload);
+            }
+            // The envelope is what the publisher sends: built here, once.
+            for message in outbox_messages(stream, &batch.metadata) {
+                params.outbox_keys.push(message.key);
+                params.outbox_payloads.push(message.payload);
+                params.outbox_headers.push(headers_to_json(&message.headers));
+            }
+            if let Some(snapshot) = &stream.snapshot {
+                params.snapshot_streams.push(stream.stream_id);
+                params.snapshot_versions.push(snapshot.version as i64);
+                params.snapshot_schemas.push(snapshot.schema_version as i16);
+                params.snapshot_states.push(&snapshot.state);
+            }
+        }
+        params
+    }
+
+    fn as_sql(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 27] {
+        let EventMetadata { correlation_id, causation_id, actor, recorded_at } = self.metadata;
+        [
+            &self.caller_id,
+            &self.key,
+            &self.request_hash,
+            &self.response_status,
+            &self.response_body,
+            &self.key_expires_at,
+            &self.stream_ids,
+            &self.expected,
+            &self.new_versions,
+            &self.event_streams,
+            &self.event_versions,
+            &self.event_ids,
+            &self.event_types,
+            &self.schema_versions,
+            &self.payloads,
+            correlation_id,
+            causation_id,
+            actor,
+            recorded_at,
+            &self.topic,
+            &self.outbox_keys,
+            &self.outbox_payloads,
+            &self.outbox_headers,
+            &self.snapshot_streams,
+            &self.snapshot_versions,
+            &self.snapshot_schemas,
+            &self.snapshot_states,
+        ]
     }
 }
 

@@ -12,8 +12,8 @@ use chrono::{Duration, Utc};
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::domain::{AccountCommand, Amount, Currency, OverdraftLimit, OwnerId, TransferCommand, decide, decide_transfer};
 use ledgerline_shared::event_store::{
-    AppendBatch, AppendOutcome, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OutboxStatus, StoreError, StoreSettings,
-    StreamAppend,
+    AppendBatch, AppendOutcome, CommandRead, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OutboxStatus, StoreError,
+    StoreSettings, StreamAppend, StreamTail,
 };
 use ledgerline_shared::idempotency::{IdempotencyKey, NewIdempotencyRecord};
 use tokio::sync::Barrier;
@@ -55,6 +55,10 @@ macro_rules! conformance_tests {
             the_repository_loads_from_a_snapshot_plus_later_events,
             a_snapshot_that_does_not_decode_is_ignored,
             the_repository_snapshots_every_n_events,
+            a_command_read_brings_the_key_record_and_each_stream_from_its_snapshot,
+            a_lock_holds_other_writers_back_until_its_append,
+            a_released_or_dropped_lock_lets_the_next_writer_in,
+            writers_that_lock_one_stream_never_conflict,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -694,4 +698,116 @@ pub async fn the_repository_snapshots_every_n_events(factory: &dyn Factory) {
     assert_eq!((a.balance, b.balance), (40, 60));
     assert_eq!(store.load_snapshot(to).await.unwrap().unwrap().version, 2);
     assert_eq!(store.load_snapshot(from).await.unwrap().unwrap().version, 2, "version 3 is not a multiple of 2");
+}
+
+// ---- what a command reads, and locking ----
+
+fn read_of(streams: &[Uuid]) -> CommandRead {
+    CommandRead { streams: streams.to_vec(), idempotency: None }
+}
+
+/// The stream's version as a command sees it.
+fn head_version(tail: &StreamTail) -> u64 {
+    tail.events.last().map(|e| e.version).or(tail.snapshot.as_ref().map(|s| s.version)).unwrap_or(0)
+}
+
+pub async fn a_command_read_brings_the_key_record_and_each_stream_from_its_snapshot(factory: &dyn Factory) {
+    let store = default_store(factory).await;
+    let (a, b, missing) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let who = caller();
+    let mut first = stream(a, 0, events(&["a1", "a2"]));
+    first.snapshot = Some(NewSnapshot { version: 2, schema_version: 1, state: b"state at 2".to_vec() });
+    let record = key_record(&who, "k-read", "open a", Duration::hours(1));
+    store.append(AppendBatch { streams: vec![first], metadata: metadata(), idempotency: Some(record) }).await.unwrap();
+    store.append(batch(vec![stream(a, 2, events(&["a3", "a4"])), stream(b, 0, events(&["b1"]))])).await.unwrap();
+
+    let read = CommandRead { streams: vec![b, a, missing], idempotency: Some((who.clone(), "k-read".into())) };
+    let state = store.read_for_command(read).await.unwrap();
+    let stored = state.idempotency.expect("the key's record");
+    assert_eq!(stored.response_body, b"answer to open a");
+    let ids: Vec<Uuid> = state.streams.iter().map(|t| t.stream_id).collect();
+    assert_eq!(ids, vec![b, a, missing], "in the order asked for");
+    let [b_tail, a_tail, missing_tail] = &state.streams[..] else { panic!("three tails") };
+    assert_eq!(b_tail.snapshot, None);
+    assert_eq!(b_tail.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(a_tail.snapshot.as_ref().map(|s| (s.version, s.state.clone())), Some((2, b"state at 2".to_vec())));
+    assert_eq!(a_tail.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4], "only the events after the snapshot");
+    assert_eq!(a_tail.events[1].payload, b"a4");
+    assert!(missing_tail.snapshot.is_none() && missing_tail.events.is_empty());
+
+    // Another caller's key with the same name is not this record.
+    let other = CommandRead { streams: vec![a], idempotency: Some((caller(), "k-read".into())) };
+    assert_eq!(store.read_for_command(other).await.unwrap().idempotency, None);
+    let (locked_state, lock) =
+        store.lock_for_command(CommandRead { streams: vec![b, a, missing], idempotency: Some((who, "k-read".into())) }).await.unwrap();
+    lock.release().await;
+    assert_eq!(locked_state.streams, state.streams, "locking reads the same");
+}
+
+pub async fn a_lock_holds_other_writers_back_until_its_append(factory: &dyn Factory) {
+    let store = default_store(factory).await;
+    let a = Uuid::new_v4();
+    store.append(batch(vec![stream(a, 0, events(&["open"]))])).await.unwrap();
+    let (state, lock) = store.lock_for_command(read_of(&[a])).await.unwrap();
+    assert_eq!(head_version(&state.streams[0]), 1);
+
+    // Another writer that read version 1 too: it must wait for the lock.
+    let rival = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(batch(vec![stream(a, 1, events(&["rival"]))])).await }
+    });
+    // Not a timing assertion: the rival cannot finish while the lock is
+    // held, however long we look; a third of a second is long enough to
+    // catch a store that does not hold it back.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!rival.is_finished(), "the rival got past the lock");
+
+    let outcome = lock.append(batch(vec![stream(a, 1, events(&["locked"]))])).await.unwrap();
+    assert!(matches!(outcome, AppendOutcome::Committed(_)));
+    let rival = rival.await.unwrap();
+    assert!(matches!(rival, Err(StoreError::ConcurrencyConflict { expected: 1, actual: 2, .. })), "{rival:?}");
+    assert_eq!(payloads(&*store, a).await, vec!["open", "locked"]);
+}
+
+pub async fn a_released_or_dropped_lock_lets_the_next_writer_in(factory: &dyn Factory) {
+    let store = default_store(factory).await;
+    let a = Uuid::new_v4();
+    store.append(batch(vec![stream(a, 0, events(&["open"]))])).await.unwrap();
+    let (_, lock) = store.lock_for_command(read_of(&[a])).await.unwrap();
+    lock.release().await;
+    store.append(batch(vec![stream(a, 1, events(&["after release"]))])).await.unwrap();
+
+    // A command that dies holding the lock (its future dropped) lets go too.
+    let (_, lock) = store.lock_for_command(read_of(&[a])).await.unwrap();
+    drop(lock);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), store.lock_for_command(read_of(&[a])));
+    let (state, lock) = next.await.expect("the dropped lock was let go").unwrap();
+    assert_eq!(head_version(&state.streams[0]), 2, "the dropped lock wrote nothing");
+    lock.append(batch(vec![stream(a, 2, events(&["after drop"]))])).await.unwrap();
+    assert_eq!(payloads(&*store, a).await, vec!["open", "after release", "after drop"]);
+}
+
+pub async fn writers_that_lock_one_stream_never_conflict(factory: &dyn Factory) {
+    let store = default_store(factory).await;
+    let a = Uuid::new_v4();
+    store.append(batch(vec![stream(a, 0, events(&["open"]))])).await.unwrap();
+    const WRITERS: usize = 32;
+    let start = Arc::new(Barrier::new(WRITERS));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let (state, lock) = store.lock_for_command(read_of(&[a])).await.unwrap();
+                let version = head_version(&state.streams[0]);
+                lock.append(batch(vec![stream(a, version, events(&[&format!("w{w}")]))])).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        assert!(matches!(outcome, Ok(AppendOutcome::Committed(_))), "a locked writer failed: {outcome:?}");
+    }
+    let stored = store.read_stream(a, 0).await.unwrap();
+    assert_eq!(stored.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=1 + WRITERS as u64).collect::<Vec<_>>());
 }

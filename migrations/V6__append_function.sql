@@ -1,0 +1,121 @@
+-- One append = one statement: `SELECT ledgerline_append(...)`.
+--
+-- Before this, an append was BEGIN, four or five statements and COMMIT, each
+-- a round trip. This function does the same steps, in the same order, on
+-- the server, so a command's write costs one round trip (and, outside an
+-- explicit transaction, that statement is its own commit). The steps:
+--
+-- 1. Claim the idempotency key (if any). A second request with the same key
+--    blocks on the key's index entry until the first commits, then finds
+--    the key taken: the function returns 'key_taken' having written nothing,
+--    and the caller looks the stored answer up.
+-- 2. Move each stream from its expected version to its new one, in stream
+--    id order (so two transfers in opposite directions cannot deadlock).
+--    A stream at another version raises SQLSTATE LL409 with
+--    DETAIL 'stream_id expected actual'; a missing one LL404 with
+--    DETAIL 'stream_id'. Raising rolls the whole statement back, the key
+--    claim included.
+-- 3. Insert the events, the outbox rows (in the order given: per stream,
+--    version order) and the snapshots.
+--
+-- Arrays carry the rows: p_stream_* one entry per stream, p_event_* and
+-- p_outbox_* one per event (same order), p_snapshot_* one per snapshot.
+CREATE FUNCTION ledgerline_append(
+    p_caller_id        text,
+    p_key              text,
+    p_request_hash     bytea,
+    p_response_status  smallint,
+    p_response_body    bytea,
+    p_key_expires_at   timestamptz,
+    p_stream_ids       uuid[],
+    p_expected         bigint[],
+    p_new_versions     bigint[],
+    p_event_streams    uuid[],
+    p_event_versions   bigint[],
+    p_event_ids        uuid[],
+    p_event_types      text[],
+    p_schema_versions  smallint[],
+    p_payloads         bytea[],
+    p_correlation_id   text,
+    p_causation_id     uuid,
+    p_actor            text,
+    p_recorded_at      timestamptz,
+    p_topic            text,
+    p_outbox_keys      text[],
+    p_outbox_payloads  bytea[],
+    p_outbox_headers   jsonb[],
+    p_snapshot_streams uuid[],
+    p_snapshot_versions bigint[],
+    p_snapshot_schemas smallint[],
+    p_snapshot_states  bytea[]
+) RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    stream record;
+    moved integer;
+    actual bigint;
+BEGIN
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys
+            (caller_id, idempotency_key, request_hash, response_status, response_body, created_at, expires_at)
+        VALUES (p_caller_id, p_key, p_request_hash, p_response_status, p_response_body, p_recorded_at, p_key_expires_at)
+        ON CONFLICT (caller_id, idempotency_key) DO UPDATE SET
+            request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
+            response_body = EXCLUDED.response_body, created_at = EXCLUDED.created_at,
+            expires_at = EXCLUDED.expires_at
+        WHERE idempotency_keys.expires_at <= now();
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        IF moved = 0 THEN
+            RETURN 'key_taken';
+        END IF;
+    END IF;
+
+    FOR stream IN
+        SELECT u.stream_id, u.expected, u.new_version
+        FROM unnest(p_stream_ids, p_expected, p_new_versions) AS u(stream_id, expected, new_version)
+        ORDER BY u.stream_id
+    LOOP
+        IF stream.expected = 0 THEN
+            INSERT INTO streams (stream_id, version) VALUES (stream.stream_id, stream.new_version)
+            ON CONFLICT (stream_id) DO NOTHING;
+        ELSE
+            UPDATE streams SET version = stream.new_version, updated_at = now()
+            WHERE stream_id = stream.stream_id AND version = stream.expected;
+        END IF;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        IF moved = 0 THEN
+            SELECT version INTO actual FROM streams WHERE stream_id = stream.stream_id;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'stream % does not exist', stream.stream_id
+                    USING ERRCODE = 'LL404', DETAIL = stream.stream_id::text;
+            END IF;
+            RAISE EXCEPTION 'stream % is at version %, not %', stream.stream_id, actual, stream.expected
+                USING ERRCODE = 'LL409', DETAIL = stream.stream_id::text || ' ' || stream.expected || ' ' || actual;
+        END IF;
+    END LOOP;
+
+    INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload,
+                        correlation_id, causation_id, actor, recorded_at)
+    SELECT u.stream_id, u.version, u.event_id, u.event_type, u.schema_version, u.payload,
+           p_correlation_id, p_causation_id, p_actor, p_recorded_at
+    FROM unnest(p_event_streams, p_event_versions, p_event_ids, p_event_types, p_schema_versions, p_payloads)
+        AS u(stream_id, version, event_id, event_type, schema_version, payload);
+
+    INSERT INTO outbox (event_id, stream_id, stream_version, topic, message_key, payload, headers)
+    SELECT u.event_id, u.stream_id, u.version, p_topic, u.message_key, u.payload, u.headers
+    FROM unnest(p_event_ids, p_event_streams, p_event_versions, p_outbox_keys, p_outbox_payloads, p_outbox_headers)
+        WITH ORDINALITY AS u(event_id, stream_id, version, message_key, payload, headers, n)
+    ORDER BY u.n;
+
+    INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at)
+    SELECT u.stream_id, u.version, u.schema_version, u.state, now()
+    FROM unnest(p_snapshot_streams, p_snapshot_versions, p_snapshot_schemas, p_snapshot_states)
+        AS u(stream_id, version, schema_version, state)
+    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,
+        schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at
+    WHERE snapshots.version < EXCLUDED.version;
+
+    RETURN 'committed';
+END;
+$$;
