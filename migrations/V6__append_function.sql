@@ -9,8 +9,9 @@
 --    blocks on the key's index entry until the first commits, then finds
 --    the key taken: the function returns 'key_taken' having written nothing,
 --    and the caller looks the stored answer up.
--- 2. Move each stream from its expected version to its new one, in stream
---    id order (so two transfers in opposite directions cannot deadlock).
+-- 2. Move each stream from its expected version to its new one, in the
+--    order given, which callers make stream id order (so two transfers in
+--    opposite directions cannot deadlock).
 --    A stream at another version raises SQLSTATE LL409 with
 --    DETAIL 'stream_id expected actual'; a missing one LL404 with
 --    DETAIL 'stream_id'. Raising rolls the whole statement back, the key
@@ -52,7 +53,6 @@ CREATE FUNCTION ledgerline_append(
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    stream record;
     moved integer;
     actual bigint;
 BEGIN
@@ -71,50 +71,53 @@ BEGIN
         END IF;
     END IF;
 
-    FOR stream IN
-        SELECT u.stream_id, u.expected, u.new_version
-        FROM unnest(p_stream_ids, p_expected, p_new_versions) AS u(stream_id, expected, new_version)
-        ORDER BY u.stream_id
-    LOOP
-        IF stream.expected = 0 THEN
-            INSERT INTO streams (stream_id, version) VALUES (stream.stream_id, stream.new_version)
+    FOR i IN 1 .. coalesce(cardinality(p_stream_ids), 0) LOOP
+        IF p_expected[i] = 0 THEN
+            INSERT INTO streams (stream_id, version) VALUES (p_stream_ids[i], p_new_versions[i])
             ON CONFLICT (stream_id) DO NOTHING;
         ELSE
-            UPDATE streams SET version = stream.new_version, updated_at = now()
-            WHERE stream_id = stream.stream_id AND version = stream.expected;
+            UPDATE streams SET version = p_new_versions[i], updated_at = now()
+            WHERE stream_id = p_stream_ids[i] AND version = p_expected[i];
         END IF;
         GET DIAGNOSTICS moved = ROW_COUNT;
         IF moved = 0 THEN
-            SELECT version INTO actual FROM streams WHERE stream_id = stream.stream_id;
+            SELECT version INTO actual FROM streams WHERE stream_id = p_stream_ids[i];
             IF NOT FOUND THEN
-                RAISE EXCEPTION 'stream % does not exist', stream.stream_id
-                    USING ERRCODE = 'LL404', DETAIL = stream.stream_id::text;
+                RAISE EXCEPTION 'stream % does not exist', p_stream_ids[i]
+                    USING ERRCODE = 'LL404', DETAIL = p_stream_ids[i]::text;
             END IF;
-            RAISE EXCEPTION 'stream % is at version %, not %', stream.stream_id, actual, stream.expected
-                USING ERRCODE = 'LL409', DETAIL = stream.stream_id::text || ' ' || stream.expected || ' ' || actual;
+            RAISE EXCEPTION 'stream % is at version %, not %', p_stream_ids[i], actual, p_expected[i]
+                USING ERRCODE = 'LL409', DETAIL = p_stream_ids[i]::text || ' ' || p_expected[i] || ' ' || actual;
         END IF;
     END LOOP;
 
-    INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload,
-                        correlation_id, causation_id, actor, recorded_at)
-    SELECT u.stream_id, u.version, u.event_id, u.event_type, u.schema_version, u.payload,
-           p_correlation_id, p_causation_id, p_actor, p_recorded_at
-    FROM unnest(p_event_streams, p_event_versions, p_event_ids, p_event_types, p_schema_versions, p_payloads)
-        AS u(stream_id, version, event_id, event_type, schema_version, payload);
+    -- A refusal stores only its answer, and most appends carry no
+    -- snapshot: an empty step is skipped, since starting a statement costs
+    -- more than inserting one row.
+    IF cardinality(p_event_ids) > 0 THEN
+        INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload,
+                            correlation_id, causation_id, actor, recorded_at)
+        SELECT u.stream_id, u.version, u.event_id, u.event_type, u.schema_version, u.payload,
+               p_correlation_id, p_causation_id, p_actor, p_recorded_at
+        FROM unnest(p_event_streams, p_event_versions, p_event_ids, p_event_types, p_schema_versions, p_payloads)
+            AS u(stream_id, version, event_id, event_type, schema_version, payload);
 
-    INSERT INTO outbox (event_id, stream_id, stream_version, topic, message_key, payload, headers)
-    SELECT u.event_id, u.stream_id, u.version, p_topic, u.message_key, u.payload, u.headers
-    FROM unnest(p_event_ids, p_event_streams, p_event_versions, p_outbox_keys, p_outbox_payloads, p_outbox_headers)
-        WITH ORDINALITY AS u(event_id, stream_id, version, message_key, payload, headers, n)
-    ORDER BY u.n;
+        INSERT INTO outbox (event_id, stream_id, stream_version, topic, message_key, payload, headers)
+        SELECT u.event_id, u.stream_id, u.version, p_topic, u.message_key, u.payload, u.headers
+        FROM unnest(p_event_ids, p_event_streams, p_event_versions, p_outbox_keys, p_outbox_payloads, p_outbox_headers)
+            WITH ORDINALITY AS u(event_id, stream_id, version, message_key, payload, headers, n)
+        ORDER BY u.n;
+    END IF;
 
-    INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at)
-    SELECT u.stream_id, u.version, u.schema_version, u.state, now()
-    FROM unnest(p_snapshot_streams, p_snapshot_versions, p_snapshot_schemas, p_snapshot_states)
-        AS u(stream_id, version, schema_version, state)
-    ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,
-        schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at
-    WHERE snapshots.version < EXCLUDED.version;
+    IF cardinality(p_snapshot_streams) > 0 THEN
+        INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at)
+        SELECT u.stream_id, u.version, u.schema_version, u.state, now()
+        FROM unnest(p_snapshot_streams, p_snapshot_versions, p_snapshot_schemas, p_snapshot_states)
+            AS u(stream_id, version, schema_version, state)
+        ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,
+            schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at
+        WHERE snapshots.version < EXCLUDED.version;
+    END IF;
 
     RETURN 'committed';
 END;

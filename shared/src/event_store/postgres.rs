@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::{
     AppendBatch, AppendOutcome, CommandRead, CommandState, EventMetadata, EventStore, HeadQuery, LockedStreams, OutboxMessage,
-    OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead, StreamTail, StreamVersion, outbox_messages,
+    OutboxStatus, RecordedEvent, Snapshot, StoreError, StoreSettings, StreamAppend, StreamHead, StreamTail, StreamVersion, outbox_messages,
     validate_batch,
 };
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
@@ -549,10 +549,16 @@ impl<'a> AppendParams<'a> {
             snapshot_schemas: Vec::new(),
             snapshot_states: Vec::new(),
         };
-        for stream in &batch.streams {
+        // Streams in id order, as the function moves them in the order
+        // given; events in the caller's order, which is their global order.
+        let mut streams: Vec<&StreamAppend> = batch.streams.iter().collect();
+        streams.sort_by_key(|s| s.stream_id);
+        for stream in streams {
             params.stream_ids.push(stream.stream_id);
             params.expected.push(stream.expected_version as i64);
             params.new_versions.push((stream.expected_version + stream.events.len() as u64) as i64);
+        }
+        for stream in &batch.streams {
             for (i, event) in stream.events.iter().enumerate() {
                 params.event_streams.push(stream.stream_id);
                 params.event_versions.push((stream.expected_version + 1 + i as u64) as i64);
