@@ -5,10 +5,12 @@
 -- the server, so a command's write costs one round trip (and, outside an
 -- explicit transaction, that statement is its own commit). The steps:
 --
--- 1. Claim the idempotency key (if any). A second request with the same key
---    blocks on the key's index entry until the first commits, then finds
---    the key taken: the function returns 'key_taken' having written nothing,
---    and the caller looks the stored answer up.
+-- 1. Claim the idempotency key (if any). First an advisory lock on the
+--    key's hash (which a command that locks its accounts takes before
+--    them, so the two orders cannot deadlock); then the insert. A second
+--    request with the same key waits until the first commits, then finds
+--    the key taken: the function returns 'key_taken' having written
+--    nothing, and the caller looks the stored answer up.
 -- 2. Move each stream from its expected version to its new one, in the
 --    order given, which callers make stream id order (so two transfers in
 --    opposite directions cannot deadlock).
@@ -57,6 +59,7 @@ DECLARE
     actual bigint;
 BEGIN
     IF p_key IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(19532, hashtext(p_caller_id || ' ' || p_key));
         INSERT INTO idempotency_keys
             (caller_id, idempotency_key, request_hash, response_status, response_body, created_at, expires_at)
         VALUES (p_caller_id, p_key, p_request_hash, p_response_status, p_response_body, p_recorded_at, p_key_expires_at)
@@ -100,7 +103,8 @@ BEGIN
         SELECT u.stream_id, u.version, u.event_id, u.event_type, u.schema_version, u.payload,
                p_correlation_id, p_causation_id, p_actor, p_recorded_at
         FROM unnest(p_event_streams, p_event_versions, p_event_ids, p_event_types, p_schema_versions, p_payloads)
-            AS u(stream_id, version, event_id, event_type, schema_version, payload);
+            WITH ORDINALITY AS u(stream_id, version, event_id, event_type, schema_version, payload, n)
+        ORDER BY u.n;
 
         INSERT INTO outbox (event_id, stream_id, stream_version, topic, message_key, payload, headers)
         SELECT u.event_id, u.stream_id, u.version, p_topic, u.message_key, u.payload, u.headers

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! gateway ─POST─▶ command API router ─▶ InMemoryEventStore (events + outbox)
-//!                                             │ every LEDGERLINE_OUTBOX_INTERVAL_MS
+//!                                             │ looked at every LEDGERLINE_OUTBOX_INTERVAL_MS
 //!                                       outbox Publisher ─▶ BusSink (partitions by account)
 //!                                                                │ KafkaEvent batches
 //!                                                          Projector::handle ─▶ InMemoryReadModel
@@ -44,7 +44,7 @@ use crate::gateway::{self, auth};
 
 /// How often the outbox is drained (the schedule of the publisher).
 pub const INTERVAL_VAR: &str = "LEDGERLINE_OUTBOX_INTERVAL_MS";
-pub const DEFAULT_INTERVAL_MS: u64 = 200;
+pub const DEFAULT_INTERVAL_MS: u64 = 10;
 
 pub async fn serve() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
@@ -103,7 +103,7 @@ impl Stack {
             Arc::new(Projector::new(read_model.clone(), None, Some(store.clone() as Arc<dyn EventStore>), dead_letters.clone()));
         let (sink, receivers) = bus::bus();
         let mut tasks: Vec<_> = receivers.into_iter().map(|r| tokio::spawn(bus::consume(r, projector.clone()))).collect();
-        let publisher = Publisher::new(store.clone() as Arc<dyn OutboxStore>, sink.clone(), publish_settings());
+        let publisher = Publisher::new(store.clone() as Arc<dyn OutboxStore>, sink.clone(), publish_settings(interval));
         let (stop, stopped) = watch::channel(false);
         tasks.push(tokio::spawn(run_outbox(publisher, interval, stopped)));
         let backend = backend::InProcess {
@@ -131,7 +131,7 @@ impl Stack {
     }
 }
 
-/// `LEDGERLINE_OUTBOX_INTERVAL_MS`: unset means 200 ms; anything but 1 to
+/// `LEDGERLINE_OUTBOX_INTERVAL_MS`: unset means 10 ms; anything but 1 to
 /// 60000 is an error (a typo should not silently stop projection).
 pub fn outbox_interval(value: Option<&str>) -> anyhow::Result<Duration> {
     let Some(raw) = value.map(str::trim).filter(|v| !v.is_empty()) else {
@@ -144,8 +144,9 @@ pub fn outbox_interval(value: Option<&str>) -> anyhow::Result<Duration> {
 }
 
 /// The publisher's settings for a process that lives minutes, not a Lambda
-/// invocation: quick retries, no deadline margin, a short retention.
-fn publish_settings() -> PublishSettings {
+/// invocation: quick retries, no deadline margin, a short retention, and
+/// runs that follow the outbox, looking for new rows every `poll_interval`.
+fn publish_settings(poll_interval: Duration) -> PublishSettings {
     PublishSettings {
         dlq_topic: DEFAULT_DLQ_TOPIC.into(),
         batch_size: 500,
@@ -154,15 +155,22 @@ fn publish_settings() -> PublishSettings {
         retention: Duration::from_secs(600),
         deadline_margin: Duration::ZERO,
         batch_timeout: Duration::from_secs(5),
+        // Each run follows the outbox for a second, so a stop request waits
+        // at most that long; the next run starts at once (see `run_outbox`).
+        run_for: Duration::from_secs(1),
+        poll_interval,
     }
 }
 
-/// The schedule: drain the outbox every `interval`; once told to stop, drain
-/// it one last time and drop the sink, which ends the consumers.
+/// The schedule: one run after another (each follows the outbox for a
+/// second); once told to stop, drain it one last time and drop the sink,
+/// which ends the consumers.
 async fn run_outbox<K: outbox_publisher::RecordSink>(publisher: Publisher<K>, interval: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         let stopping = *stop.borrow();
-        match publisher.run(Instant::now() + Duration::from_secs(30)).await {
+        let result = publisher.run(Instant::now() + Duration::from_secs(30)).await;
+        let broken = result.is_err();
+        match result {
             Ok(summary) if summary.failed > 0 || summary.dead_lettered > 0 => tracing::warn!(?summary, "outbox run had failures"),
             Ok(summary) if summary.published > 0 => tracing::debug!(?summary, "outbox run"),
             Ok(_) => {}
@@ -171,8 +179,11 @@ async fn run_outbox<K: outbox_publisher::RecordSink>(publisher: Publisher<K>, in
         if stopping {
             return;
         }
+        // A following run has just looked; one that failed at once (the
+        // store said no) must not spin.
+        let pause = if broken || publisher.settings().run_for.is_zero() { interval } else { Duration::ZERO };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(pause) => {}
             changed = stop.changed() => {
                 // The stack was dropped without stop(): nothing will ever stop us otherwise.
                 if changed.is_err() {
@@ -220,9 +231,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_outbox_interval_defaults_to_200_ms_and_refuses_nonsense() {
-        assert_eq!(outbox_interval(None).unwrap(), Duration::from_millis(200));
-        assert_eq!(outbox_interval(Some(" ")).unwrap(), Duration::from_millis(200));
+    fn the_outbox_interval_defaults_to_10_ms_and_refuses_nonsense() {
+        assert_eq!(outbox_interval(None).unwrap(), Duration::from_millis(10));
+        assert_eq!(outbox_interval(Some(" ")).unwrap(), Duration::from_millis(10));
         assert_eq!(outbox_interval(Some("50")).unwrap(), Duration::from_millis(50));
         for bad in ["0", "abc", "-1", "60001"] {
             assert!(outbox_interval(Some(bad)).unwrap_err().to_string().contains(INTERVAL_VAR), "{bad}");

@@ -107,6 +107,10 @@ impl StackSettings {
             ("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb_endpoint),
             ("LEDGERLINE_EVENTS_TOPIC", &self.events_topic),
             ("LEDGERLINE_DLQ_TOPIC", &self.dlq_topic),
+            // The publisher follows the outbox for 10 s a run, and the
+            // schedule starts the next run as soon as one ends (its tick is
+            // long past): a new row waits for a 20 ms poll, as deployed.
+            ("LEDGERLINE_OUTBOX_RUN_FOR_MS", "10000"),
             ("AWS_REGION", "us-east-1"),
             ("AWS_DEFAULT_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "local"),

@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn the_templates_timeouts_and_retries_are_read() {
         let limits = FunctionLimits::built_in();
-        assert_eq!(limits.timeout("outbox-publisher"), Duration::from_secs(60));
+        assert_eq!(limits.timeout("outbox-publisher"), Duration::from_secs(70));
         assert_eq!(limits.timeout("projector"), Duration::from_secs(60));
         assert_eq!(limits.timeout("reconciler"), Duration::from_secs(60));
         // The HTTP functions take the global Timeout.

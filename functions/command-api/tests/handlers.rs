@@ -461,6 +461,9 @@ impl LockedStreams for CountedLock<'_> {
         }
         self.inner.append(batch).await
     }
+    async fn read_stream(&self, id: Uuid, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(id, after).await
+    }
     async fn release(self: Box<Self>) {
         self.inner.release().await
     }

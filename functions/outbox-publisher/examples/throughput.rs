@@ -120,6 +120,8 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
         retention: Duration::from_secs(72 * 3600),
         deadline_margin: Duration::from_secs(1),
         batch_timeout: Duration::from_secs(35),
+        run_for: Duration::ZERO,
+        poll_interval: Duration::from_millis(20),
     };
     let publisher = Publisher::new(store.clone(), sink, publish);
     let started = Instant::now();

@@ -88,6 +88,8 @@ impl PublisherConfig {
             retention: Duration::from_secs(3600 * number("LEDGERLINE_OUTBOX_RETENTION_HOURS", 72, &|n| n <= 24 * 365)?),
             deadline_margin: Duration::from_millis(number("LEDGERLINE_OUTBOX_DEADLINE_MARGIN_MS", 5_000, &|n| n <= 600_000)?),
             batch_timeout: message_timeout + Duration::from_secs(5),
+            run_for: Duration::from_millis(number("LEDGERLINE_OUTBOX_RUN_FOR_MS", 0, &|n| n <= 900_000)?),
+            poll_interval: Duration::from_millis(number("LEDGERLINE_OUTBOX_POLL_MS", 20, &|n| (1..=60_000).contains(&n))?),
         };
         Ok(Self {
             kafka: KafkaSettings {

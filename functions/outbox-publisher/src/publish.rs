@@ -6,6 +6,15 @@
 //! deadline is near, the broker is failing, or another publisher took the
 //! lock. Then prune published rows past the retention period and report.
 //!
+//! With `run_for` set, a drained outbox (or a busy lock, or a failing
+//! broker) does not end the run: it looks again every `poll_interval` until
+//! `run_for` has passed, so a new row waits for a poll, not for the next
+//! schedule. The schedule starts a run before the last one ends (see
+//! template.yaml), so one publisher is always live; the lock keeps two from
+//! publishing at once. Why polling and not LISTEN/NOTIFY: a transaction
+//! that sends NOTIFY takes a database-wide lock at commit, which would
+//! serialize every command's commit (docs/OUTBOX.md).
+//!
 //! Per-account order inside a batch: once a row of an account fails, no
 //! later row of that account is sent in this batch, and a later row that
 //! was already in flight and acknowledged is NOT marked published: it stays
@@ -46,6 +55,13 @@ pub struct PublishSettings {
     /// The longest one batch waits for the broker: the producer's message
     /// timeout plus a little (records unanswered by then count as failed).
     pub batch_timeout: Duration,
+    /// `LEDGERLINE_OUTBOX_RUN_FOR_MS`: how long a run keeps publishing and
+    /// looking for new rows (bounded by the deadline margin); zero ends the
+    /// run as soon as the outbox is drained.
+    pub run_for: Duration,
+    /// `LEDGERLINE_OUTBOX_POLL_MS`: how often a run that has drained the
+    /// outbox looks for new rows.
+    pub poll_interval: Duration,
 }
 
 /// Why a run stopped.
@@ -113,46 +129,61 @@ impl<K: RecordSink> Publisher<K> {
     pub async fn run(&self, deadline: Instant) -> Result<Summary, StoreError> {
         let mut summary = Summary::default();
         let stop_at = deadline.checked_sub(self.settings.deadline_margin).unwrap_or_else(Instant::now);
+        let follow_until = stop_at.min(Instant::now() + self.settings.run_for);
         loop {
             let now = Instant::now();
             if now >= stop_at {
                 summary.stopped = Stop::Deadline;
                 break;
             }
-            // A batch waits at most `batch_timeout` for its records, then at
-            // most `batch_timeout` for its dead letters (see `publish_batch`).
-            let hold_for = self.settings.batch_timeout * 2 + Duration::from_secs(30);
-            let Some(batch) = self.store.claim(self.settings.batch_size, hold_for).await? else {
-                summary.stopped = Stop::LockBusy;
-                if summary.batches == 0 {
+            let stopped = self.publish_once(now, stop_at, &mut summary).await?;
+            let Some(stop) = stopped else { continue };
+            // Drained, lock busy or broker failing: look again a little later,
+            // while the run lasts (a failing broker less often).
+            let pause =
+                if stop == Stop::Failing { self.settings.poll_interval.max(Duration::from_secs(1)) } else { self.settings.poll_interval };
+            if Instant::now() + pause >= follow_until {
+                summary.stopped = stop;
+                if stop == Stop::LockBusy && summary.batches == 0 && self.settings.run_for.is_zero() {
                     tracing::info!("another publisher holds the outbox lock; nothing to do");
                     summary.remaining = self.store.counts().await?.pending;
                     return Ok(summary);
                 }
                 break;
-            };
-            if batch.messages().is_empty() {
-                batch.complete(Vec::new()).await?;
-                summary.stopped = Stop::Drained;
-                break;
             }
-            summary.batches += 1;
-            let wait = self.settings.batch_timeout.min(stop_at.saturating_duration_since(now));
-            let (outcomes, broker_trouble) = self.publish_batch(batch.messages(), wait, &mut summary).await;
-            let published = outcomes.iter().filter(|o| matches!(o, Outcome::Published { .. })).count();
-            let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
-            batch.complete(outcomes).await?;
-            if published == 0 && failed {
-                if broker_trouble {
-                    self.sink.reset();
-                }
-                summary.stopped = Stop::Failing;
-                break;
-            }
+            tokio::time::sleep(pause).await;
         }
         summary.pruned = self.prune(stop_at).await?;
         summary.remaining = self.store.counts().await?.pending;
         Ok(summary)
+    }
+
+    /// Claims and publishes one batch; `Some` says why there was nothing
+    /// (more) to do for now.
+    async fn publish_once(&self, now: Instant, stop_at: Instant, summary: &mut Summary) -> Result<Option<Stop>, StoreError> {
+        // A batch waits at most `batch_timeout` for its records, then at
+        // most `batch_timeout` for its dead letters (see `publish_batch`).
+        let hold_for = self.settings.batch_timeout * 2 + Duration::from_secs(30);
+        let Some(batch) = self.store.claim(self.settings.batch_size, hold_for).await? else {
+            return Ok(Some(Stop::LockBusy));
+        };
+        if batch.messages().is_empty() {
+            batch.complete(Vec::new()).await?;
+            return Ok(Some(Stop::Drained));
+        }
+        summary.batches += 1;
+        let wait = self.settings.batch_timeout.min(stop_at.saturating_duration_since(now));
+        let (outcomes, broker_trouble) = self.publish_batch(batch.messages(), wait, summary).await;
+        let published = outcomes.iter().filter(|o| matches!(o, Outcome::Published { .. })).count();
+        let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
+        batch.complete(outcomes).await?;
+        if published == 0 && failed {
+            if broker_trouble {
+                self.sink.reset();
+            }
+            return Ok(Some(Stop::Failing));
+        }
+        Ok(None)
     }
 
     /// Sends one batch; returns the outcome of every row it settles, and

@@ -53,6 +53,8 @@ fn settings(max_attempts: u32) -> PublishSettings {
         retention: Duration::from_secs(3600),
         deadline_margin: Duration::from_millis(100),
         batch_timeout: Duration::from_secs(5),
+        run_for: Duration::ZERO,
+        poll_interval: Duration::from_millis(20),
     }
 }
 
@@ -187,4 +189,49 @@ async fn the_handler_runs_on_the_sample_scheduled_event_and_reports_failures_as_
     append(&store, account, &[10]).await;
     let summary = handle(&publisher, scheduled_event(Duration::from_millis(50))).await.unwrap();
     assert_eq!((summary.stopped, summary.published, summary.remaining), (Stop::Deadline, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_run_publishes_rows_appended_after_it_drained_until_its_time_is_up() {
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
+    let a = Uuid::new_v4();
+    append(&store, a, &[10]).await;
+    let sink = FakeSink { max_bytes: 1 << 20, ..FakeSink::default() };
+    let log = sink.log.clone();
+    let run_for = Duration::from_secs(3);
+    let publisher = Arc::new(Publisher::new(store.clone(), sink, PublishSettings { run_for, ..settings(5) }));
+    let started = Instant::now();
+    let run = tokio::spawn({
+        let publisher = publisher.clone();
+        async move { publisher.run(soon()).await.unwrap() }
+    });
+
+    // The first row goes out, the outbox is drained, and the run goes on.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sent(&log, a).is_empty() {
+        assert!(Instant::now() < deadline, "the first row was never sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for expected in 2..=3u64 {
+        append(&store, a, &[10]).await;
+        while sent(&log, a).len() < expected as usize {
+            assert!(!run.is_finished(), "the run ended before {run_for:?}");
+            assert!(Instant::now() < deadline, "row {expected}, appended during the run, was never sent");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let summary = run.await.unwrap();
+    // It stops when the next poll would pass run_for.
+    assert!(started.elapsed() + Duration::from_millis(20) >= run_for, "the run followed the outbox for run_for");
+    assert_eq!((summary.published, summary.remaining, summary.stopped), (3, 0, Stop::Drained));
+    assert_eq!(sent(&log, a), vec![(1, true), (2, true), (3, true)], "once each, in order");
+}
+
+#[tokio::test]
+async fn without_run_for_a_run_ends_as_soon_as_the_outbox_is_drained() {
+    let store = Arc::new(InMemoryEventStore::new(StoreSettings::default()));
+    append(&store, Uuid::new_v4(), &[10]).await;
+    let publisher = Publisher::new(store.clone(), FakeSink { max_bytes: 1 << 20, ..FakeSink::default() }, settings(5));
+    let summary = tokio::time::timeout(Duration::from_secs(5), publisher.run(soon())).await.expect("returned at once").unwrap();
+    assert_eq!((summary.published, summary.stopped), (1, Stop::Drained));
 }

@@ -84,14 +84,14 @@ impl AccountRepository {
     /// Everything a command needs, in one read (see `EventStore::read_for_command`).
     pub async fn read_for_command(&self, read: CommandRead) -> Result<CommandInput, RepositoryError> {
         let state = self.store.read_for_command(read).await?;
-        self.input(state.idempotency, state.streams).await
+        self.input(state.idempotency, state.streams, None).await
     }
 
     /// The same, with the accounts locked against other writers until the
     /// returned lock appends or is released (see `EventStore::lock_for_command`).
     pub async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandInput, Box<dyn LockedStreams + '_>), RepositoryError> {
         let (state, lock) = self.store.lock_for_command(read).await?;
-        match self.input(state.idempotency, state.streams).await {
+        match self.input(state.idempotency, state.streams, Some(lock.as_ref())).await {
             Ok(input) => Ok((input, lock)),
             Err(error) => {
                 lock.release().await;
@@ -100,19 +100,24 @@ impl AccountRepository {
         }
     }
 
-    async fn input(&self, idempotency: Option<IdempotencyRecord>, tails: Vec<StreamTail>) -> Result<CommandInput, RepositoryError> {
+    async fn input(
+        &self,
+        idempotency: Option<IdempotencyRecord>,
+        tails: Vec<StreamTail>,
+        lock: Option<&(dyn LockedStreams + '_)>,
+    ) -> Result<CommandInput, RepositoryError> {
         let mut accounts = Vec::with_capacity(tails.len());
         for tail in tails {
             let stream_id = tail.stream_id;
-            accounts.push((stream_id, self.replay(tail).await?));
+            accounts.push((stream_id, self.replay(tail, lock).await?));
         }
         Ok(CommandInput { idempotency, accounts })
     }
 
     /// The account from its snapshot and the events after it. A snapshot
     /// that no longer decodes is passed over, and the whole stream read
-    /// again (one more round trip, and only then).
-    async fn replay(&self, tail: StreamTail) -> Result<Option<Account>, RepositoryError> {
+    /// again (one more round trip, and only then; inside `lock` if held).
+    async fn replay(&self, tail: StreamTail, lock: Option<&(dyn LockedStreams + '_)>) -> Result<Option<Account>, RepositoryError> {
         let StreamTail { stream_id, snapshot, events } = tail;
         let start = match snapshot {
             None => None,
@@ -121,7 +126,10 @@ impl AccountRepository {
                 let account = decode_snapshot(s.schema_version, &s.state).filter(|a| a.version == s.version && a.id == stream_id);
                 if account.is_none() {
                     tracing::warn!(account_id = %stream_id, version = s.version, "ignoring a snapshot that does not decode; replaying");
-                    let all = self.store.read_stream(stream_id, 0).await?;
+                    let all = match lock {
+                        Some(lock) => lock.read_stream(stream_id, 0).await?,
+                        None => self.store.read_stream(stream_id, 0).await?,
+                    };
                     return self.fold(stream_id, None, &all);
                 }
                 account

@@ -104,6 +104,10 @@ impl LockedStreams for MemoryLockedStreams<'_> {
         self.store.append_now(batch)
     }
 
+    async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.store.read_stream(stream_id, after_version).await
+    }
+
     async fn release(self: Box<Self>) {}
 }
 

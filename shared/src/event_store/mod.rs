@@ -220,9 +220,14 @@ pub struct CommandState {
 /// other writer can append to them until this is appended or released, so
 /// the append cannot meet a concurrency conflict.
 #[async_trait]
-pub trait LockedStreams: Send {
+pub trait LockedStreams: Send + Sync {
     /// Appends as [`EventStore::append`] does, then releases the locks.
     async fn append(self: Box<Self>, batch: AppendBatch) -> Result<AppendOutcome, StoreError>;
+
+    /// [`EventStore::read_stream`] inside the lock (for the rare full
+    /// replay when a snapshot does not decode): no second connection is
+    /// taken while the accounts are held.
+    async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Releases the locks without writing (the command was answered from
     /// its idempotency record, or refused before any write). Dropping

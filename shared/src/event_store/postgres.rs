@@ -56,6 +56,12 @@ const IDEMPOTENCY_SQL: &str = "\
 SELECT caller_id, idempotency_key, request_hash, response_status, response_body, created_at, expires_at \
 FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2 AND expires_at > now()";
 
+/// The lock `ledgerline_append` takes on a key before claiming it (V6):
+/// taken here before the accounts' locks too, so that a command holding an
+/// account never waits for a key that a same-key request holds while it
+/// waits for that account.
+const KEY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(19532, hashtext($1 || ' ' || $2))";
+
 /// Locks in id order (the sort runs below the row locking), like the append.
 const LOCK_STREAMS_SQL: &str = "SELECT stream_id FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE";
 
@@ -92,13 +98,18 @@ impl PostgresEventStore {
         }
     }
 
-    /// One call of `ledgerline_append` on `client`. `Ok(None)` means the
+    /// One call of `ledgerline_append`. `Ok(None)` means the
     /// idempotency key vanished between our claim and our look-up: try again.
     /// Run outside a transaction, the statement is its own commit.
-    async fn try_append(&self, client: &deadpool_postgres::Object, batch: &AppendBatch) -> Result<Option<AppendOutcome>, StoreError> {
-        let statement = client.prepare_cached(APPEND_SQL).await.map_err(map_pg_error)?;
-        let params = AppendParams::new(batch, &self.settings.events_topic);
-        let result = client.query_one(&statement, &params.as_sql()).await;
+    async fn try_append(&self, batch: &AppendBatch) -> Result<Option<AppendOutcome>, StoreError> {
+        let result = {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(APPEND_SQL).await.map_err(map_pg_error)?;
+            let params = AppendParams::new(batch, &self.settings.events_topic);
+            client.query_one(&statement, &params.as_sql()).await
+            // The connection goes back to the pool here, before any look-up
+            // below takes one: a pool of one must not wait for itself.
+        };
         self.append_result(result.map(|row| row.get::<_, String>(0)), batch).await
     }
 
@@ -211,8 +222,7 @@ impl EventStore for PostgresEventStore {
         validate_batch(&batch, &self.settings)?;
         // Retried only when an idempotency key expired while we looked at it.
         for _ in 0..3 {
-            let client = self.client().await?;
-            if let Some(outcome) = self.try_append(&client, &batch).await? {
+            if let Some(outcome) = self.try_append(&batch).await? {
                 return Ok(outcome);
             }
         }
@@ -234,17 +244,26 @@ impl EventStore for PostgresEventStore {
         let locked = Box::new(PostgresLockedStreams { store: self, client: Some(self.client().await?) });
         let client = locked.client.as_ref().expect("just set");
         let statements = tokio::try_join!(
+            client.prepare_cached(KEY_LOCK_SQL),
             client.prepare_cached(LOCK_STREAMS_SQL),
             client.prepare_cached(COMMAND_READ_SQL),
             client.prepare_cached(IDEMPOTENCY_SQL)
         );
-        let (lock, streams, key) = statements.map_err(map_pg_error)?;
-        // The locks are taken first; the reads that follow are statements of
-        // their own, so (READ COMMITTED) they see whatever the previous
-        // holder committed before it let go. All four go out at once.
+        let (key_lock, lock, streams, key) = statements.map_err(map_pg_error)?;
+        // The locks are taken first (the key's, then the accounts'); the
+        // reads that follow are statements of their own, so (READ
+        // COMMITTED) they see whatever the previous holder committed before
+        // it let go. All of it goes out at once.
         let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
-        let (_, _, rows, record) = tokio::try_join!(
+        let lock_key = async {
+            match &read.idempotency {
+                Some((caller_id, key)) => client.query(&key_lock, &[caller_id, key]).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (_, _, _, rows, record) = tokio::try_join!(
             client.batch_execute("BEGIN"),
+            lock_key,
             client.query(&lock, &ids),
             client.query(&streams, &ids),
             find_key(client, &key, &read),
@@ -255,11 +274,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version");
-        let statement = client.prepare_cached(&sql).await.map_err(map_pg_error)?;
-        let rows = client.query(&statement, &[&stream_id, &(after_version.min(i64::MAX as u64) as i64)]).await.map_err(map_pg_error)?;
-        Ok(rows.iter().map(row_to_event).collect())
+        read_stream_on(&self.client().await?, stream_id, after_version).await
     }
 
     async fn stream_version(&self, stream_id: Uuid) -> Result<Option<u64>, StoreError> {
@@ -407,6 +422,13 @@ impl EventStore for PostgresEventStore {
     }
 }
 
+async fn read_stream_on(client: &deadpool_postgres::Object, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version");
+    let statement = client.prepare_cached(&sql).await.map_err(map_pg_error)?;
+    let rows = client.query(&statement, &[&stream_id, &(after_version.min(i64::MAX as u64) as i64)]).await.map_err(map_pg_error)?;
+    Ok(rows.iter().map(row_to_event).collect())
+}
+
 /// The idempotency look-up of a [`CommandRead`] (nothing to look up without a key).
 async fn find_key(
     client: &tokio_postgres::Client,
@@ -481,6 +503,11 @@ impl LockedStreams for PostgresLockedStreams<'_> {
         };
         let answer = self.store.append_result(result.map(|row| row.get::<_, String>(0)), &batch).await?;
         answer.ok_or_else(|| StoreError::Transient("the idempotency key expired while the command ran".into()))
+    }
+
+    async fn read_stream(&self, stream_id: Uuid, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client.as_ref().expect("open until appended or released");
+        read_stream_on(client, stream_id, after_version).await
     }
 
     async fn release(mut self: Box<Self>) {

@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             a_lock_holds_other_writers_back_until_its_append,
             a_released_or_dropped_lock_lets_the_next_writer_in,
             writers_that_lock_one_stream_never_conflict,
+            a_locked_command_and_a_same_key_retry_do_not_deadlock,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -810,4 +811,40 @@ pub async fn writers_that_lock_one_stream_never_conflict(factory: &dyn Factory) 
     }
     let stored = store.read_stream(a, 0).await.unwrap();
     assert_eq!(stored.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=1 + WRITERS as u64).collect::<Vec<_>>());
+}
+
+/// A command that met a conflict holds its account and is about to claim
+/// its key, while the client's retry of the same request (same key) is
+/// appending without a lock: neither may wait for the other in a cycle.
+pub async fn a_locked_command_and_a_same_key_retry_do_not_deadlock(factory: &dyn Factory) {
+    let store = default_store(factory).await;
+    let a = Uuid::new_v4();
+    let who = caller();
+    store.append(batch(vec![stream(a, 0, events(&["open"]))])).await.unwrap();
+    let read = CommandRead { streams: vec![a], idempotency: Some((who.clone(), "k-retry".into())) };
+    let (state, lock) = store.lock_for_command(read).await.unwrap();
+    assert_eq!(state.idempotency, None);
+
+    let keyed = |label: &str| AppendBatch {
+        streams: vec![stream(a, 1, events(&[label]))],
+        metadata: metadata(),
+        idempotency: Some(key_record(&who, "k-retry", "deposit 5", Duration::hours(1))),
+    };
+    let retry = tokio::spawn({
+        let (store, batch) = (store.clone(), keyed("retry"));
+        async move { store.append(batch).await }
+    });
+    // As in a_lock_holds_other_writers_back_until_its_append: the retry
+    // cannot finish while the account is held; give it time to get stuck.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!retry.is_finished(), "the retry got past the lock");
+
+    let outcome = lock.append(keyed("first")).await;
+    assert!(matches!(outcome, Ok(AppendOutcome::Committed(_))), "the locked command: {outcome:?}");
+    let retried = retry.await.unwrap();
+    assert!(
+        matches!(&retried, Ok(AppendOutcome::Replayed(record)) if record.response_body == b"answer to deposit 5"),
+        "the retry: {retried:?}"
+    );
+    assert_eq!(payloads(&*store, a).await, vec!["open", "first"], "executed once");
 }

@@ -115,6 +115,8 @@ pub fn publish_settings(dlq: &str, batch_size: usize, message_timeout: Duration)
         retention: Duration::from_secs(72 * 3600),
         deadline_margin: Duration::from_millis(500),
         batch_timeout: message_timeout + Duration::from_secs(2),
+        run_for: Duration::ZERO,
+        poll_interval: Duration::from_millis(20),
     }
 }
 
