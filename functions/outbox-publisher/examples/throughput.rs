@@ -8,7 +8,10 @@
 //! 1. the producer alone, every record in flight at once (how the publisher sends);
 //! 2. the producer alone, each send awaited before the next (for contrast);
 //! 3. the whole publisher: rows appended to a fresh database, then drained to
-//!    Kafka by `Publisher::run` (claim, send, mark published), per batch size.
+//!    Kafka by `Publisher::run` (claim, send, mark published), per batch size;
+//! 4. freshness: a publisher that follows the outbox (`run_for`, polling
+//!    every 20 ms) while events are appended one by one, 200 a second: the
+//!    time from each append's commit to the broker's acknowledgement.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,6 +139,83 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
     admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
 }
 
+/// Commit -> Kafka: appends one event at a time while a following publisher
+/// runs; each outbox row records when it was written (`created_at`, the
+/// append's own one-statement transaction) and when the broker acknowledged
+/// it (`published_at`). Prints the percentiles of the difference.
+async fn freshness(brokers: &str, count: usize) {
+    let topic = fresh_topic(brokers, "freshness").await;
+    let (url, admin_url, name) = fresh_database().await;
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 8, connect_timeout: Duration::from_secs(5), ca_file: None })
+        .unwrap();
+    let store = Arc::new(PostgresEventStore::new(pool.clone(), StoreSettings { events_topic: topic, ..StoreSettings::default() }));
+    let publish = PublishSettings {
+        dlq_topic: "unused".into(),
+        batch_size: 500,
+        max_attempts: 5,
+        backoff: Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60) },
+        retention: Duration::from_secs(72 * 3600),
+        deadline_margin: Duration::from_secs(1),
+        batch_timeout: Duration::from_secs(35),
+        run_for: Duration::from_secs(600),
+        poll_interval: Duration::from_millis(20),
+    };
+    let publisher = Publisher::new(store.clone(), KafkaSink::new(settings(brokers)).unwrap(), publish);
+    let publishing = tokio::spawn(async move { publisher.run(tokio::time::Instant::now() + Duration::from_secs(601)).await });
+
+    let accounts: Vec<Uuid> = (0..16).map(|_| Uuid::new_v4()).collect();
+    let mut versions = vec![0u64; accounts.len()];
+    // Warm up: the producer's first send (connection, metadata, producer
+    // id) takes about a second, once per container; not what we measure.
+    let client = pool.get().await.unwrap();
+    let warm_up = NewEvent { event_id: Uuid::now_v7(), event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; PAYLOAD] };
+    let warm_up_stream = StreamAppend { stream_id: Uuid::new_v4(), expected_version: 0, events: vec![warm_up], snapshot: None };
+    let metadata = EventMetadata::now("bench", Uuid::now_v7(), "bench");
+    store.append(AppendBatch { streams: vec![warm_up_stream], metadata, idempotency: None }).await.unwrap();
+    while client.query_one("SELECT count(*) FROM outbox WHERE status = 'pending'", &[]).await.unwrap().get::<_, i64>(0) > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ticks_from: i64 = client.query_one("SELECT max(id) FROM outbox", &[]).await.unwrap().get(0);
+    let mut ticks = tokio::time::interval(Duration::from_millis(5));
+    for n in 0..count {
+        ticks.tick().await;
+        let a = n % accounts.len();
+        let event =
+            NewEvent { event_id: Uuid::now_v7(), event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; PAYLOAD] };
+        store
+            .append(AppendBatch {
+                streams: vec![StreamAppend { stream_id: accounts[a], expected_version: versions[a], events: vec![event], snapshot: None }],
+                metadata: EventMetadata::now("bench", Uuid::now_v7(), "bench"),
+                idempotency: None,
+            })
+            .await
+            .unwrap();
+        versions[a] += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.query_one("SELECT count(*) FROM outbox WHERE status = 'pending'", &[]).await.unwrap().get::<_, i64>(0) > 0 {
+        assert!(Instant::now() < deadline, "the publisher did not keep up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = client
+        .query_one(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) \
+             FROM (SELECT (extract(epoch FROM published_at - created_at) * 1000)::float8 AS lag FROM outbox WHERE id > $1) l",
+            &[&ticks_from],
+        )
+        .await
+        .unwrap();
+    let (p50, p99, max): (f64, f64, f64) = (row.get(0), row.get(1), row.get::<_, f64>(2));
+    println!("freshness, commit -> acknowledged: {count} events at 200/s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+    publishing.abort();
+    drop(client);
+    drop(store);
+    drop(pool);
+    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
+}
+
 #[tokio::main]
 async fn main() {
     let brokers = std::env::var("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
@@ -146,4 +226,5 @@ async fn main() {
     for batch_size in [100, 500, 2000] {
         whole_publisher(&brokers, count / 2, batch_size).await;
     }
+    freshness(&brokers, 2_000).await;
 }
