@@ -65,7 +65,8 @@ pub struct MappingSettings {
     /// Records per invocation at most (template.yaml: `BatchSize: 100`).
     pub batch_size: usize,
     /// How long a worker waits for a batch to fill after its first record
-    /// (template.yaml: `MaximumBatchingWindowInSeconds: 1`).
+    /// (template.yaml: `MaximumBatchingWindowInSeconds: 0`: it takes what
+    /// has arrived, up to `batch_size`, and goes).
     pub batch_window: Duration,
     /// Retries of a failing batch before it goes to the on-failure file
     /// (template.yaml: `MaximumRetryAttempts: 10`; locally fewer, so a
@@ -89,7 +90,7 @@ impl MappingSettings {
             group_id: "ledgerline-projector".into(),
             function: "projector".into(),
             batch_size: 100,
-            batch_window: Duration::from_millis(500),
+            batch_window: Duration::ZERO,
             max_retries: 3,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(10),
@@ -216,6 +217,9 @@ pub async fn run(settings: MappingSettings, invoker: LambdaInvoker) -> anyhow::R
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Answer a fetch as soon as a record is there, not after the
+        // default 500 ms: this is the read side's latency.
+        .set("fetch.wait.max.ms", "10")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         // A partition worker may wait out slow invocations (a function's
