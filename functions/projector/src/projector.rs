@@ -15,6 +15,12 @@
 //!   record of its partition are reported as failed, and Lambda retries
 //!   them; by then the missing event has usually arrived.
 //!
+//! One account's records in a partition are written as runs: one
+//! conditional account write with all their history rows
+//! (`ReadModelStore::apply_run`), so a batch costs about one write per
+//! account, not per event; a run that does not fit (a duplicate, a gap)
+//! falls back to the change-by-change rules above.
+//!
 //! Poison records go to the dead-letter topic and are skipped. After the
 //! writes, each touched account's new view is put into Redis, newest version
 //! wins; Redis being down is logged and counted, never a failure.
@@ -26,7 +32,7 @@ use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use ledgerline_shared::accounts::codec::EventCodec;
 use ledgerline_shared::cache::AccountCache;
 use ledgerline_shared::event_store::EventStore;
-use ledgerline_shared::read_model::{ApplyOutcome, ReadModelError, ReadModelStore, change_for};
+use ledgerline_shared::read_model::{ApplyOutcome, Change, ReadModelError, ReadModelStore, change_for};
 use ledgerline_shared::reconcile::{ReconcileError, catch_up};
 use serde::Serialize;
 use thiserror::Error;
@@ -49,6 +55,10 @@ pub struct BatchSummary {
     pub cache_refreshed: u64,
     pub cache_errors: u64,
 }
+
+/// The most changes of one account written at once (a batch holds 100
+/// records at most; this bounds the work lost to a failed run).
+const RUN_LIMIT: usize = 50;
 
 pub struct Projector {
     read_model: Arc<dyn ReadModelStore>,
@@ -91,23 +101,13 @@ impl Projector {
         partitions.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, mut records) in partitions {
             records.sort_by_key(|r| r.offset);
-            let mut failed = false;
-            for record in &records {
-                if failed {
-                    // Everything after a failure in this partition is retried with it.
-                    response.fail(&partition_name(record), record.offset);
-                    summary.failed += 1;
-                    continue;
-                }
-                match self.project_record(record, &mut summary, &mut touched, &mut known).await {
-                    Ok(()) => {}
-                    Err(error) => {
-                        tracing::warn!(partition = %partition_name(record), offset = record.offset, %error, "record failed; Lambda will retry it");
-                        response.fail(&partition_name(record), record.offset);
-                        summary.failed += 1;
-                        failed = true;
-                    }
-                }
+            let failed_from = self.project_partition(&records, &mut summary, &mut touched, &mut known).await;
+            // Everything from the first failure on in this partition is
+            // retried (records of other accounts after it were applied and
+            // will come back as duplicates).
+            for record in records.iter().filter(|r| failed_from.is_some_and(|offset| r.offset >= offset)) {
+                response.fail(&partition_name(record), record.offset);
+                summary.failed += 1;
             }
         }
         self.refresh_cache(&touched, &mut summary).await;
@@ -115,15 +115,56 @@ impl Projector {
         (response, summary)
     }
 
-    async fn project_record(
+    /// Projects one partition's records, account by account: each account's
+    /// records in this partition become one run, written at once where the
+    /// read model can (`ReadModelStore::apply_run`), else one by one.
+    /// Returns the offset of the first record that failed, if any.
+    async fn project_partition(
         &self,
-        record: &KafkaRecord,
+        records: &[KafkaRecord],
         summary: &mut BatchSummary,
         touched: &mut BTreeSet<Uuid>,
         known: &mut HashMap<Uuid, u64>,
-    ) -> Result<(), RecordError> {
-        let (envelope, event) = match decode(record, &self.codec) {
-            Ok(decoded) => decoded,
+    ) -> Option<i64> {
+        let mut failed_from = None;
+        // Accounts in the order they first appear; each one's records in offset order.
+        let mut runs: Vec<(Uuid, Vec<(i64, Change)>)> = Vec::new();
+        for record in records {
+            match self.decode_or_dead_letter(record, summary).await {
+                Ok(Some((account_id, version, change))) => {
+                    debug_assert_eq!(change.version(), version);
+                    match runs.iter_mut().find(|(id, _)| *id == account_id) {
+                        Some((_, run)) => run.push((record.offset, change)),
+                        None => runs.push((account_id, vec![(record.offset, change)])),
+                    }
+                }
+                Ok(None) => {} // a poison record, dead-lettered
+                Err(error) => {
+                    tracing::warn!(partition = %partition_name(record), offset = record.offset, %error, "record failed; Lambda will retry it");
+                    failed_from = Some(record.offset);
+                    break; // the records before it are still projected
+                }
+            }
+        }
+        for (account_id, run) in runs {
+            if let Err((offset, error)) = self.project_account(account_id, &run, summary, touched, known).await {
+                tracing::warn!(%account_id, offset, %error, "record failed; Lambda will retry it");
+                failed_from = Some(failed_from.map_or(offset, |o: i64| o.min(offset)));
+            }
+        }
+        failed_from
+    }
+
+    /// Decodes a record; a poison one goes to the dead-letter topic (`None`).
+    async fn decode_or_dead_letter(
+        &self,
+        record: &KafkaRecord,
+        summary: &mut BatchSummary,
+    ) -> Result<Option<(Uuid, u64, Change)>, RecordError> {
+        match decode(record, &self.codec) {
+            Ok((envelope, event)) => {
+                Ok(Some((envelope.stream_id, envelope.version, change_for(envelope.stream_id, envelope.version, &event))))
+            }
             Err(reason) => {
                 let letter = DeadLetter {
                     source_topic: record.topic.clone().unwrap_or_default(),
@@ -136,39 +177,84 @@ impl Projector {
                 self.dead_letters.send(&letter).await.map_err(|e| RecordError::DeadLetter(e.to_string()))?;
                 tracing::warn!(partition = %partition_name(record), offset = record.offset, %reason, "poison record sent to the dead-letter topic");
                 summary.dead_lettered += 1;
-                return Ok(());
+                Ok(None)
             }
-        };
-        if known.get(&envelope.stream_id).is_some_and(|&at| envelope.version <= at) {
-            summary.duplicates += 1;
-            return Ok(());
         }
-        let change = change_for(envelope.stream_id, envelope.version, &event);
-        match self.read_model.apply(&change).await? {
+    }
+
+    /// One account's records of a partition, in order: runs of up to
+    /// [`RUN_LIMIT`] changes in one write each; a run that does not fit the
+    /// stored version (a duplicate, a gap) goes change by change.
+    async fn project_account(
+        &self,
+        account_id: Uuid,
+        run: &[(i64, Change)],
+        summary: &mut BatchSummary,
+        touched: &mut BTreeSet<Uuid>,
+        known: &mut HashMap<Uuid, u64>,
+    ) -> Result<(), (i64, RecordError)> {
+        let fresh: Vec<&(i64, Change)> =
+            run.iter().filter(|(_, change)| known.get(&account_id).is_none_or(|&at| change.version() > at)).collect();
+        summary.duplicates += (run.len() - fresh.len()) as u64;
+        for chunk in fresh.chunks(RUN_LIMIT) {
+            if chunk.len() > 1 {
+                let changes: Vec<Change> = chunk.iter().map(|(_, change)| change.clone()).collect();
+                match self.read_model.apply_run(&changes).await {
+                    Ok(true) => {
+                        summary.applied += changes.len() as u64;
+                        touched.insert(account_id);
+                        known.insert(account_id, changes.last().expect("a chunk is not empty").version());
+                        continue;
+                    }
+                    Ok(false) => {} // one by one below
+                    Err(error) => return Err((chunk[0].0, error.into())),
+                }
+            }
+            for (offset, change) in chunk {
+                if known.get(&account_id).is_some_and(|&at| change.version() <= at) {
+                    summary.duplicates += 1;
+                    continue;
+                }
+                self.project_change(change, summary, touched, known).await.map_err(|error| (*offset, error))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one change: a duplicate is counted, a gap filled first.
+    async fn project_change(
+        &self,
+        change: &Change,
+        summary: &mut BatchSummary,
+        touched: &mut BTreeSet<Uuid>,
+        known: &mut HashMap<Uuid, u64>,
+    ) -> Result<(), RecordError> {
+        let (account_id, version) = (change.account_id(), change.version());
+        match self.read_model.apply(change).await? {
             ApplyOutcome::Applied => {
                 summary.applied += 1;
-                touched.insert(envelope.stream_id);
-                known.insert(envelope.stream_id, envelope.version);
+                touched.insert(account_id);
+                known.insert(account_id, version);
             }
             ApplyOutcome::Duplicate { stored } => {
                 summary.duplicates += 1;
-                known.insert(envelope.stream_id, stored);
+                known.insert(account_id, stored);
             }
             ApplyOutcome::Gap { stored } => {
-                self.fill_gap(envelope.stream_id, stored, envelope.version, summary).await?;
-                match self.read_model.apply(&change).await? {
+                self.fill_gap(account_id, stored, version, summary).await?;
+                match self.read_model.apply(change).await? {
                     ApplyOutcome::Applied => summary.applied += 1,
                     ApplyOutcome::Duplicate { .. } => summary.duplicates += 1,
                     ApplyOutcome::Gap { stored } => {
                         return Err(RecordError::UnfilledGap {
-                            account_id: envelope.stream_id,
-                            version: envelope.version,
+                            account_id,
+                            version,
                             reason: format!("still at version {stored} after filling"),
                         });
                     }
                 }
-                touched.insert(envelope.stream_id);
-                known.insert(envelope.stream_id, envelope.version);
+                touched.insert(account_id);
+                known.insert(account_id, version);
             }
         }
         Ok(())

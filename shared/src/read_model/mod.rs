@@ -226,6 +226,16 @@ pub trait ReadModelStore: Send + Sync + 'static {
     /// Applies `change` if and only if the account is at `change.version() - 1`.
     async fn apply(&self, change: &Change) -> Result<ApplyOutcome, ReadModelError>;
 
+    /// Applies consecutive changes of one account (versions `v`, `v + 1`,
+    /// ...) all at once, if and only if the account is at `v - 1`: one
+    /// conditional write instead of one per change. `Ok(false)` means
+    /// nothing was written (the account is elsewhere, or the store cannot
+    /// do it in one write): apply the changes one by one to learn why. The
+    /// default always says so.
+    async fn apply_run(&self, _changes: &[Change]) -> Result<bool, ReadModelError> {
+        Ok(false)
+    }
+
     /// One account. `consistent` asks for a strongly consistent read.
     async fn account(&self, account_id: Uuid, consistent: bool) -> Result<Option<AccountView>, ReadModelError>;
 

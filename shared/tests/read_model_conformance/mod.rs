@@ -28,6 +28,7 @@ macro_rules! read_model_tests {
             accounts_are_listed_by_owner,
             accounts_are_read_in_bulk,
             replace_rewrites_an_account_but_never_moves_it_back,
+            a_run_is_written_at_once_only_when_it_follows_the_stored_version,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -201,4 +202,37 @@ pub async fn replace_rewrites_an_account_but_never_moves_it_back(factory: &dyn F
     let newer = store.account(account, true).await.unwrap().unwrap();
     assert!(!store.replace(&stored, std::slice::from_ref(&row)).await.unwrap());
     assert_eq!(store.account(account, true).await.unwrap().unwrap(), newer);
+}
+
+pub async fn a_run_is_written_at_once_only_when_it_follows_the_stored_version(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let account = Uuid::new_v4();
+    // Opened and two deposits in one run.
+    let first_run = vec![opened(account, "alice"), deposited(account, 2, 100, 100), deposited(account, 3, 50, 150)];
+    assert!(store.apply_run(&first_run).await.unwrap());
+    let view = store.account(account, true).await.unwrap().unwrap();
+    assert_eq!((view.balance, view.version, view.status.as_str(), view.updated_at), (150, 3, "open", at(3)));
+    let rows = store.transactions(account, 10, None, true).await.unwrap().items;
+    assert_eq!(rows.iter().map(|t| (t.version, t.balance_after)).collect::<Vec<_>>(), vec![(3, 150), (2, 100)]);
+
+    // A status change and a deposit: each attribute takes its last value.
+    let frozen = change_for(account, 4, &AccountEvent::Frozen { at: at(4) });
+    assert!(store.apply_run(&[frozen, deposited(account, 5, 10, 160)]).await.unwrap());
+    let view = store.account(account, true).await.unwrap().unwrap();
+    assert_eq!((view.balance, view.version, view.status.as_str()), (160, 5, "frozen"));
+
+    // Runs that do not start right after the stored version write nothing
+    // to the account: a replay, a gap, and a run with a hole in it.
+    for run in [
+        vec![deposited(account, 5, 10, 160), deposited(account, 6, 1, 161)],
+        vec![deposited(account, 7, 1, 161), deposited(account, 8, 1, 162)],
+        vec![deposited(account, 6, 1, 161), deposited(account, 8, 1, 162)],
+    ] {
+        assert!(!store.apply_run(&run).await.unwrap(), "{:?}", run.iter().map(Change::version).collect::<Vec<_>>());
+        let view = store.account(account, true).await.unwrap().unwrap();
+        assert_eq!((view.balance, view.version), (160, 5));
+    }
+    // An opening of an account that exists is no run either.
+    assert!(!store.apply_run(&[opened(account, "mallory"), deposited(account, 2, 1, 1)]).await.unwrap());
+    assert_eq!(store.account(account, true).await.unwrap().unwrap().owner_id, "alice");
 }
