@@ -100,7 +100,10 @@ impl StackSettings {
     /// The functions' environment: the local services, and dummy AWS
     /// region and credentials (the DynamoDB emulator accepts any).
     fn function_env(&self) -> Vec<(String, String)> {
+        // Readable lines in a terminal; JSON (as in Lambda) when piped.
+        let log_format = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { "Text" } else { "JSON" };
         [
+            ("AWS_LAMBDA_LOG_FORMAT", log_format),
             ("DATABASE_URL", self.database_url.as_str()),
             ("REDIS_URL", &self.redis_url),
             ("LEDGERLINE_KAFKA_BROKERS", &self.brokers),
