@@ -32,7 +32,7 @@ use ledgerline_shared::event_store::{EventStore, InMemoryEventStore};
 use ledgerline_shared::outbox::OutboxStore;
 use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::memory::InMemoryReadModel;
-use outbox_publisher::backoff::Backoff;
+use ledgerline_shared::resilience::Backoff;
 use outbox_publisher::config::DEFAULT_DLQ_TOPIC;
 use outbox_publisher::{PublishSettings, Publisher};
 use projector::Projector;

@@ -99,9 +99,9 @@ impl MappingSettings {
         }
     }
 
+    /// Without jitter: one worker per partition, nothing to spread out.
     fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-        self.backoff_base.saturating_mul(factor).min(self.backoff_max)
+        ledgerline_shared::resilience::Backoff { base: self.backoff_base, max: self.backoff_max }.ceiling(failures)
     }
 }
 

@@ -21,6 +21,7 @@ use chrono::Utc;
 use ledgerline_shared::accounts::{CommandInput, RepositoryError, StagedChange};
 use ledgerline_shared::event_store::{AppendOutcome, CommandRead, EventMetadata, LockedStreams, StoreError};
 use ledgerline_shared::idempotency::{IdempotencyKey, IdempotencyRecord, NewIdempotencyRecord, request_hash};
+use ledgerline_shared::resilience::Backoff;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -144,7 +145,7 @@ where
             Err(error) => return Err(error.into()),
         }
         if attempt_number > 1 && attempt_number < max_attempts {
-            tokio::time::sleep(backoff(attempt_number)).await;
+            tokio::time::sleep(CONFLICT_BACKOFF.full_jitter(attempt_number)).await;
         }
     }
     tracing::warn!(attempts = max_attempts, "giving up after repeated concurrency conflicts");
@@ -159,9 +160,6 @@ async fn release<T>(lock: Option<Box<dyn LockedStreams + '_>>, answer: T) -> T {
     answer
 }
 
-/// Exponential backoff with full jitter: a random wait up to 2ms * 2^n,
-/// capped at 100ms, so colliding writers spread out.
-fn backoff(attempt_number: u32) -> Duration {
-    let cap_ms = (2u64 << attempt_number.min(6)).min(100);
-    Duration::from_millis(fastrand::u64(0..=cap_ms))
-}
+/// Between re-decisions: full jitter up to 4 ms * 2^(n-1), at most 100 ms,
+/// so colliding writers spread out.
+const CONFLICT_BACKOFF: Backoff = Backoff { base: Duration::from_millis(4), max: Duration::from_millis(100) };

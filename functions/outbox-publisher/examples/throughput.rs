@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::event_store::{AppendBatch, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend};
-use outbox_publisher::backoff::Backoff;
+use ledgerline_shared::resilience::Backoff;
 use outbox_publisher::config::KafkaSettings;
 use outbox_publisher::kafka::{KafkaSink, ensure_topics};
 use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink};

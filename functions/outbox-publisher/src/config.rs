@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::backoff::Backoff;
 use crate::publish::PublishSettings;
+use ledgerline_shared::resilience::Backoff;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("environment variable {name}={value:?} is invalid: {reason}")]

@@ -10,7 +10,6 @@
 //! - [`record`]: what a Kafka record is to us, and the [`RecordSink`] trait
 //!   the loop publishes through (rdkafka in production, fakes in unit tests).
 //! - [`kafka`]: the rdkafka producer behind that trait (idempotent, acks=all).
-//! - [`backoff`]: when a failed row is tried again.
 //! - [`dead_letter`]: the record sent for a row that can never be published.
 //! - [`publish`]: the loop itself, and the [`Summary`] it returns.
 //! - [`handler`]: the Lambda handler around the loop.
@@ -18,7 +17,6 @@
 //! docs/OUTBOX.md has the delivery guarantee, the ordering argument and the
 //! failure table.
 
-pub mod backoff;
 pub mod config;
 pub mod dead_letter;
 pub mod handler;

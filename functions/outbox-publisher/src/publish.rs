@@ -33,9 +33,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::backoff::Backoff;
 use crate::dead_letter::DeadLetter;
 use crate::record::{Record, RecordSink, SendError};
+use ledgerline_shared::resilience::Backoff;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishSettings {

@@ -11,7 +11,7 @@ use ledgerline_shared::event_store::{
     AppendBatch, EventEnvelope, EventMetadata, EventStore, InMemoryEventStore, NewEvent, OutboxStatus, StoreSettings, StreamAppend,
 };
 use ledgerline_shared::outbox::OutboxStore;
-use outbox_publisher::backoff::Backoff;
+use ledgerline_shared::resilience::Backoff;
 use outbox_publisher::dead_letter::DeadLetter;
 use outbox_publisher::publish::Stop;
 use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink, SendError};

@@ -41,6 +41,7 @@ use super::tables::{OWNER_INDEX, TableNames, schema};
 use super::{
     AccountUpdate, AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionKind, TransactionPage, TransactionView,
 };
+use crate::resilience::Backoff;
 
 /// Every call is bounded: a slow DynamoDB becomes an error, not a hang.
 fn timeout_config(operation: Duration) -> TimeoutConfig {
@@ -49,14 +50,15 @@ fn timeout_config(operation: Duration) -> TimeoutConfig {
 
 /// Before each round of a batch call: nothing the first time; then, for
 /// what DynamoDB left unprocessed (it does when throttling), a growing pause
-/// (25 ms, doubling), and after 8 rounds the store counts as unavailable.
+/// (about 25 ms, doubling), and after 8 rounds the store counts as unavailable.
 async fn back_off(attempt: &mut u32) -> Result<(), ReadModelError> {
     const ROUNDS: u32 = 8;
+    const UNPROCESSED: Backoff = Backoff { base: Duration::from_millis(25), max: Duration::from_secs(2) };
     if *attempt >= ROUNDS {
         return Err(ReadModelError::Unavailable(format!("items still unprocessed after {ROUNDS} rounds")));
     }
     if *attempt > 0 {
-        tokio::time::sleep(Duration::from_millis(25 << (*attempt - 1))).await;
+        tokio::time::sleep(UNPROCESSED.delay(*attempt)).await;
     }
     *attempt += 1;
     Ok(())

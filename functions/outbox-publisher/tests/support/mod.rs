@@ -14,7 +14,7 @@ use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::event_store::{
     AppendBatch, EventEnvelope, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend,
 };
-use outbox_publisher::backoff::Backoff;
+use ledgerline_shared::resilience::Backoff;
 use outbox_publisher::config::KafkaSettings;
 use outbox_publisher::kafka::{KafkaSink, ensure_topics};
 use outbox_publisher::{PublishSettings, Publisher, Summary};
