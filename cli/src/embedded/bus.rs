@@ -23,7 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use outbox_publisher::{Record, RecordSink, SendError};
 use projector::Projector;
-use serde_json::{Value, json};
+use projector::kafka_event::RecordParts;
 use tokio::sync::mpsc;
 
 /// Partitions of the in-process topic: enough for accounts to be projected
@@ -105,29 +105,23 @@ impl RecordSink for BusSink {
 }
 
 /// The `KafkaEvent` Lambda would deliver for `records` (all of one partition).
-pub fn kafka_event(records: &[BusRecord]) -> Result<KafkaEvent, serde_json::Error> {
-    let mut grouped = serde_json::Map::new();
-    for record in records {
-        let headers: Vec<Value> =
-            record.headers.iter().map(|(k, v)| json!({ k: v.bytes().map(|b| b as i8).collect::<Vec<i8>>() })).collect();
-        let value = json!({
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "timestamp": record.timestamp_ms,
-            "timestampType": "CREATE_TIME",
-            "key": STANDARD.encode(&record.key),
-            "value": STANDARD.encode(&record.value),
-            "headers": headers,
-        });
-        let name = format!("{}-{}", record.topic, record.partition);
-        grouped.entry(name).or_insert_with(|| json!([])).as_array_mut().expect("an array").push(value);
-    }
-    serde_json::from_value(json!({
-        "eventSource": "SelfManagedKafka",
-        "bootstrapServers": "in-process",
-        "records": grouped,
-    }))
+pub fn kafka_event(records: &[BusRecord]) -> KafkaEvent {
+    projector::kafka_event::event(
+        "in-process",
+        records.iter().map(|record| {
+            let headers: Vec<(String, Vec<u8>)> = record.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+            projector::kafka_event::record(RecordParts {
+                topic: &record.topic,
+                partition: record.partition as i64,
+                offset: record.offset,
+                timestamp_ms: record.timestamp_ms,
+                timestamp_type: "CREATE_TIME",
+                key: Some(record.key.as_bytes()),
+                value: Some(&record.value),
+                headers: &headers,
+            })
+        }),
+    )
 }
 
 /// Feeds one partition to the projector until the sink is dropped and the
@@ -150,14 +144,7 @@ pub async fn consume(mut receiver: mpsc::UnboundedReceiver<BusRecord>, projector
                 Err(_) => break,
             }
         }
-        let event = match kafka_event(&pending) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::error!(%error, "cannot build the Kafka event; dropping the batch");
-                pending.clear();
-                continue;
-            }
-        };
+        let event = kafka_event(&pending);
         // On a task of its own, so a panic in the projector fails this batch
         // (retried, then given up like any failure) instead of killing the
         // partition's consumer and the records queued behind it.
@@ -232,7 +219,7 @@ mod tests {
         assert_eq!(got.iter().map(|r| r.value[0]).collect::<Vec<_>>(), (0..10).collect::<Vec<u8>>());
         assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..10).collect::<Vec<i64>>());
 
-        let event = kafka_event(&got[..2]).unwrap();
+        let event = kafka_event(&got[..2]);
         let name = format!("events-{partition}");
         let records = &event.records[&name];
         assert_eq!(records.len(), 2);

@@ -42,8 +42,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, Timestamp, TopicPartitionList};
@@ -51,6 +49,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use aws_lambda_events::event::kafka::KafkaRecord;
+use projector::kafka_event::RecordParts;
 
 use super::invoke::LambdaInvoker;
 
@@ -140,41 +141,29 @@ impl Record {
         }
     }
 
-    /// The record as Lambda shows it: key and value in base64, each header a
-    /// one-entry object of its bytes as signed numbers (Java's `byte`).
-    pub fn to_json(&self) -> Value {
-        let headers: Vec<Value> = self.headers.iter().map(|(k, v)| json!({ k: v.iter().map(|b| *b as i8).collect::<Vec<_>>() })).collect();
-        let mut record = json!({
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "timestamp": self.timestamp.0,
-            "timestampType": self.timestamp.1,
-            "headers": headers,
-        });
-        if let Some(key) = &self.key {
-            record["key"] = Value::String(STANDARD.encode(key));
-        }
-        if let Some(value) = &self.value {
-            record["value"] = Value::String(STANDARD.encode(value));
-        }
-        record
+    /// The record as Lambda shows it.
+    pub fn to_kafka_record(&self) -> KafkaRecord {
+        projector::kafka_event::record(RecordParts {
+            topic: &self.topic,
+            partition: self.partition.into(),
+            offset: self.offset,
+            timestamp_ms: self.timestamp.0,
+            timestamp_type: self.timestamp.1,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: &self.headers,
+        })
     }
 }
 
 /// `"<topic>-<partition>"`: how a `KafkaEvent` names a partition.
 pub fn partition_key(topic: &str, partition: i32) -> String {
-    format!("{topic}-{partition}")
+    projector::kafka_event::partition_key(topic, partition.into())
 }
 
-/// The `KafkaEvent` for one partition's batch.
+/// The `KafkaEvent` JSON for a batch, exactly as Lambda sends it.
 pub fn kafka_event(brokers: &str, records: &[Record]) -> Value {
-    let mut grouped = serde_json::Map::new();
-    for record in records {
-        let entry = grouped.entry(partition_key(&record.topic, record.partition)).or_insert_with(|| Value::Array(Vec::new()));
-        entry.as_array_mut().expect("an array").push(record.to_json());
-    }
-    json!({ "eventSource": "SelfManagedKafka", "bootstrapServers": brokers, "records": grouped })
+    projector::kafka_event::lambda_json(&projector::kafka_event::event(brokers, records.iter().map(Record::to_kafka_record)))
 }
 
 /// What the function's answer means for a batch of one partition: `None`

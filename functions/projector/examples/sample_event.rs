@@ -7,13 +7,11 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::domain::{AccountCommand, Amount, OverdraftLimit, OwnerId, Reference, TransferCommand, decide, decide_transfer};
 use ledgerline_shared::event_store::{EventMetadata, EventStore, InMemoryEventStore, StoreSettings};
-use serde_json::json;
+use projector::kafka_event;
 use uuid::Uuid;
 
 #[tokio::main]
@@ -53,35 +51,24 @@ async fn main() {
     ];
     repository.commit(changes, metadata(), None).await.unwrap();
 
-    let topic = "ledgerline.account-events";
-    let mut records = serde_json::Map::new();
+    let mut records = Vec::new();
     for (partition, account) in accounts.iter().enumerate() {
-        let list: Vec<_> = store
-            .read_stream(*account, 0)
-            .await
-            .unwrap()
-            .iter()
-            .enumerate()
-            .map(|(offset, event)| {
-                let envelope = event.envelope();
-                json!({
-                    "topic": topic,
-                    "partition": partition,
-                    "offset": offset,
-                    "timestamp": envelope.metadata.recorded_at.timestamp_millis(),
-                    "timestampType": "CREATE_TIME",
-                    "key": STANDARD.encode(account.to_string()),
-                    "value": STANDARD.encode(envelope.encode()),
-                    "headers": envelope.headers().iter().map(|(k, v)| json!({ k: v.bytes().collect::<Vec<_>>() })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        records.insert(format!("{topic}-{partition}"), json!(list));
+        for (offset, event) in store.read_stream(*account, 0).await.unwrap().iter().enumerate() {
+            let envelope = event.envelope();
+            let headers: Vec<(String, Vec<u8>)> = envelope.headers().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+            let (key, value) = (account.to_string(), envelope.encode());
+            records.push(kafka_event::record(kafka_event::RecordParts {
+                topic: "ledgerline.account-events",
+                partition: partition as i64,
+                offset: offset as i64,
+                timestamp_ms: envelope.metadata.recorded_at.timestamp_millis(),
+                timestamp_type: "CREATE_TIME",
+                key: Some(key.as_bytes()),
+                value: Some(&value),
+                headers: &headers,
+            }));
+        }
     }
-    let event = json!({
-        "eventSource": "SelfManagedKafka",
-        "bootstrapServers": "127.0.0.1:9092",
-        "records": records,
-    });
+    let event = kafka_event::lambda_json(&kafka_event::event("127.0.0.1:9092", records));
     println!("{}", serde_json::to_string_pretty(&event).unwrap());
 }

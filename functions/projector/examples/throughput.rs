@@ -22,10 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::kafka::KafkaEvent;
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::domain::{AccountCommand, Amount, OverdraftLimit, OwnerId, decide};
@@ -35,7 +33,7 @@ use ledgerline_shared::read_model::tables::TableNames;
 use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionPage};
 use projector::Projector;
 use projector::dead_letter::InMemoryDeadLetters;
-use serde_json::json;
+use projector::kafka_event::{self, RecordParts, record};
 use uuid::Uuid;
 
 const ACCOUNTS: usize = 20;
@@ -143,35 +141,26 @@ async fn batches(count: usize) -> Vec<KafkaEvent> {
     }
     let events: Vec<RecordedEvent> = store.read_all(0, count).await.unwrap();
     let mut offsets = [0i64; 3];
-    let records: Vec<(i64, serde_json::Value)> = events
+    let records: Vec<KafkaRecord> = events
         .iter()
         .map(|event| {
             let partition = (ids.iter().position(|id| *id == event.stream_id).unwrap() % 3) as i64;
             let offset = offsets[partition as usize];
             offsets[partition as usize] += 1;
-            let envelope = event.envelope();
-            let record = json!({
-                "topic": "ledgerline.account-events", "partition": partition, "offset": offset,
-                "timestamp": 0, "timestampType": "CREATE_TIME",
-                "key": STANDARD.encode(event.stream_id.to_string()),
-                "value": STANDARD.encode(envelope.encode()),
-                "headers": [],
-            });
-            (partition, record)
+            let (key, value) = (event.stream_id.to_string(), event.envelope().encode());
+            record(RecordParts {
+                topic: "ledgerline.account-events",
+                partition,
+                offset,
+                timestamp_ms: 0,
+                timestamp_type: "CREATE_TIME",
+                key: Some(key.as_bytes()),
+                value: Some(&value),
+                headers: &[],
+            })
         })
         .collect();
-    records
-        .chunks(100)
-        .map(|chunk| {
-            let mut by_partition = serde_json::Map::new();
-            for (partition, record) in chunk {
-                let list = by_partition.entry(format!("ledgerline.account-events-{partition}")).or_insert_with(|| json!([]));
-                list.as_array_mut().unwrap().push(record.clone());
-            }
-            serde_json::from_value(json!({"eventSource": "SelfManagedKafka", "bootstrapServers": "bench", "records": by_partition}))
-                .unwrap()
-        })
-        .collect()
+    records.chunks(100).map(|chunk| kafka_event::event("bench", chunk.iter().cloned())).collect()
 }
 
 async fn project(read_model: Arc<dyn ReadModelStore>, batches: &[KafkaEvent]) -> f64 {

@@ -8,12 +8,14 @@
 //! gaps are filled from the event store ([`projector`]). Repairing and
 //! rebuilding the read model from the event store is
 //! `ledgerline_shared::reconcile`, shared with the reconciler function and
-//! the CLI.
+//! the CLI. [`kafka_event`] builds the events Lambda delivers, for whatever
+//! plays Lambda's part locally, and for tests.
 
 pub mod batch;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod kafka_event;
 pub mod projector;
 
 pub use batch::KafkaBatchResponse;

@@ -140,18 +140,19 @@ impl Ledger {
 /// lists of byte values.
 pub fn record_json(partition: i64, offset: i64, event: &RecordedEvent) -> Value {
     let envelope = event.envelope();
-    let headers: Vec<Value> =
-        envelope.headers().iter().map(|(k, v)| json!({ k: v.bytes().map(|b| b as i8).collect::<Vec<_>>() })).collect();
-    json!({
-        "topic": TOPIC,
-        "partition": partition,
-        "offset": offset,
-        "timestamp": 1_795_564_800_000i64,
-        "timestampType": "CREATE_TIME",
-        "key": STANDARD.encode(event.stream_id.to_string()),
-        "value": STANDARD.encode(envelope.encode()),
-        "headers": headers,
-    })
+    let headers: Vec<(String, Vec<u8>)> = envelope.headers().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let (key, value) = (event.stream_id.to_string(), envelope.encode());
+    let record = projector::kafka_event::record(projector::kafka_event::RecordParts {
+        topic: TOPIC,
+        partition,
+        offset,
+        timestamp_ms: 1_795_564_800_000,
+        timestamp_type: "CREATE_TIME",
+        key: Some(key.as_bytes()),
+        value: Some(&value),
+        headers: &headers,
+    });
+    serde_json::to_value(record).expect("a record serializes")
 }
 
 pub fn raw_record_json(partition: i64, offset: i64, value: Option<&str>) -> Value {
@@ -163,17 +164,8 @@ pub fn raw_record_json(partition: i64, offset: i64, value: Option<&str>) -> Valu
 
 /// A `KafkaEvent` from records, grouped by partition under `<topic>-<partition>`.
 pub fn kafka_event(records: Vec<Value>) -> aws_lambda_events::event::kafka::KafkaEvent {
-    let mut grouped = serde_json::Map::new();
-    for record in records {
-        let key = format!("{TOPIC}-{}", record["partition"]);
-        grouped.entry(key).or_insert_with(|| json!([])).as_array_mut().unwrap().push(record);
-    }
-    serde_json::from_value(json!({
-        "eventSource": "SelfManagedKafka",
-        "bootstrapServers": "127.0.0.1:9092",
-        "records": grouped,
-    }))
-    .expect("the shape Lambda sends")
+    let records = records.into_iter().map(|record| serde_json::from_value(record).expect("the shape Lambda sends"));
+    projector::kafka_event::event("127.0.0.1:9092", records)
 }
 
 /// Records for events, all in one partition, offsets from `first_offset`.
