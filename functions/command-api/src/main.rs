@@ -1,19 +1,21 @@
-//! The command-api Lambda function: read config, build clients once per
-//! container, serve API Gateway HTTP API (payload v2) events.
+//! The `command-api` Lambda function: reads its settings, builds the
+//! connection pool once per container, and serves API Gateway HTTP API
+//! (payload v2) events with [`command_api::router`].
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use command_api::{AppState, router};
 use ledgerline_shared::config::{DatabaseSettings, WriteSettings};
 use ledgerline_shared::db;
 use ledgerline_shared::event_store::PostgresEventStore;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
-    let database = DatabaseSettings::from_env()?;
-    let write = WriteSettings::from_env()?;
-    let pool = db::pool(&database)?;
+    let database = DatabaseSettings::from_env().context("reading the database settings")?;
+    let write = WriteSettings::from_env().context("reading the store settings")?;
+    let pool = db::pool(&database).context("building the connection pool")?;
     let store = Arc::new(PostgresEventStore::new(pool, write.store.clone()));
-    lambda_http::run(router(AppState::new(store, &write))).await
+    lambda_http::run(router(AppState::new(store, &write))).await.map_err(|e| anyhow::anyhow!(e))
 }

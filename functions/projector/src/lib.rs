@@ -2,7 +2,8 @@
 //! cache out.
 //!
 //! Lambda's Kafka event source mapping invokes [`Projector::handle`] with a
-//! `KafkaEvent`; the answer lists the records to retry ([`batch`]). Records
+//! `KafkaEvent` (through [`handler`], which also writes the batch's
+//! metrics); the answer lists the records to retry ([`batch`]). Records
 //! are decoded ([`decode`]), poison goes to the dead-letter topic
 //! ([`dead_letter`]), events are applied with version-conditional writes and
 //! gaps are filled from the event store ([`projector`]). Repairing and
@@ -15,6 +16,7 @@ pub mod batch;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod handler;
 pub mod kafka_event;
 pub mod projector;
 

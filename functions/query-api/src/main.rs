@@ -1,5 +1,6 @@
-//! The query-api Lambda function: read config, build clients once per
-//! container, serve API Gateway HTTP API (payload v2) events, several at
+//! The `query-api` Lambda function: reads its settings, builds the DynamoDB
+//! client and the cache once per container, and serves API Gateway HTTP API
+//! (payload v2) events with [`query_api::router`], several at
 //! once when Lambda's multi-concurrency mode sets `AWS_LAMBDA_MAX_CONCURRENCY`
 //! (one at a time otherwise); the load shedder bounds them.
 
@@ -12,7 +13,7 @@ use query_api::metrics::Metrics;
 use query_api::{AppState, QuerySettings, router};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
     let settings = QuerySettings::from_env();
     let client = client_from_env(settings.dynamodb_breaker.call_timeout).await;
@@ -25,5 +26,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
     };
     let state = AppState::new(source, redis, &settings, Metrics::stdout());
-    lambda_http::run_concurrent(query_api::lambda::service(router(state))).await
+    lambda_http::run_concurrent(query_api::lambda::service(router(state))).await.map_err(|e| anyhow::anyhow!(e))
 }
