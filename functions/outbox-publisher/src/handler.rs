@@ -41,17 +41,22 @@ pub async fn handle<K: RecordSink>(publisher: &Publisher<K>, event: LambdaEvent<
     let deadline = deadline_from(event.context.deadline);
     tracing::debug!(request_id = %event.context.request_id, schedule = ?event.payload.resources, "outbox run starts");
     let summary = publisher.run(deadline).await?;
-    ledgerline_shared::telemetry::emit_metrics(
-        "Ledgerline",
-        &[("Function", "outbox-publisher")],
-        &[
-            ("RowsPublished", summary.published as f64),
-            ("RowsFailed", summary.failed as f64),
-            ("RowsDeadLettered", summary.dead_lettered as f64),
-            ("RowsPending", summary.remaining as f64),
-            ("RowsPruned", summary.pruned as f64),
-        ],
-    );
+    // An idle run (nothing done, nothing pending) writes no metrics either:
+    // missing data is "nothing happened", and a terminal stays quiet.
+    let idle = summary.published + summary.failed + summary.dead_lettered + summary.pruned + summary.remaining == 0;
+    if !idle {
+        ledgerline_shared::telemetry::emit_metrics(
+            "Ledgerline",
+            &[("Function", "outbox-publisher")],
+            &[
+                ("RowsPublished", summary.published as f64),
+                ("RowsFailed", summary.failed as f64),
+                ("RowsDeadLettered", summary.dead_lettered as f64),
+                ("RowsPending", summary.remaining as f64),
+                ("RowsPruned", summary.pruned as f64),
+            ],
+        );
+    }
     // An idle run (nothing due) is routine: debug, so a terminal stays quiet.
     if summary.published + summary.failed + summary.dead_lettered + summary.pruned > 0 {
         tracing::info!(
