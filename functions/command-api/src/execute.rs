@@ -102,15 +102,15 @@ where
         } else {
             (repository.read_for_command(read.clone()).await?, None)
         };
-        let decided = match &input.idempotency {
-            Some(record) if record.request_hash == context.request_hash => Ok(Err(Answer::stored(record.clone()))),
-            Some(_) => Err(key_reused()),
-            None => decide(&input).map(Ok),
-        };
-        let decision = match decided {
-            Ok(Ok(decision)) => decision,
-            Ok(Err(stored)) => return release(lock, Ok(stored)).await,
-            Err(error) => return release(lock, Err(error)).await,
+        let decision = match &input.idempotency {
+            Some(record) if record.request_hash == context.request_hash => {
+                return release(lock, Ok(Answer::stored(record.clone()))).await;
+            }
+            Some(_) => return release(lock, Err(key_reused())).await,
+            None => match decide(&input) {
+                Ok(decision) => decision,
+                Err(error) => return release(lock, Err(error)).await,
+            },
         };
         let (changes, answer) = match decision {
             Decision::Commit { changes, answer } => (changes, answer),

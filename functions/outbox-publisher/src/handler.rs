@@ -45,9 +45,8 @@ pub async fn handle<K: RecordSink>(publisher: &Publisher<K>, event: LambdaEvent<
     // missing data is "nothing happened", and a terminal stays quiet.
     let idle = summary.published + summary.failed + summary.dead_lettered + summary.pruned + summary.remaining == 0;
     if !idle {
-        ledgerline_shared::telemetry::emit_metrics(
-            "Ledgerline",
-            &[("Function", "outbox-publisher")],
+        ledgerline_shared::telemetry::emit_function_metrics(
+            "outbox-publisher",
             &[
                 ("RowsPublished", summary.published as f64),
                 ("RowsFailed", summary.failed as f64),

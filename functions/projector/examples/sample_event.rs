@@ -55,18 +55,8 @@ async fn main() {
     for (partition, account) in accounts.iter().enumerate() {
         for (offset, event) in store.read_stream(*account, 0).await.unwrap().iter().enumerate() {
             let envelope = event.envelope();
-            let headers: Vec<(String, Vec<u8>)> = envelope.headers().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-            let (key, value) = (account.to_string(), envelope.encode());
-            records.push(kafka_event::record(kafka_event::RecordParts {
-                topic: "ledgerline.account-events",
-                partition: partition as i64,
-                offset: offset as i64,
-                timestamp_ms: envelope.metadata.recorded_at.timestamp_millis(),
-                timestamp_type: "CREATE_TIME",
-                key: Some(key.as_bytes()),
-                value: Some(&value),
-                headers: &headers,
-            }));
+            let at = envelope.metadata.recorded_at.timestamp_millis();
+            records.push(kafka_event::envelope_record("ledgerline.account-events", partition as i64, offset as i64, at, &envelope));
         }
     }
     let event = kafka_event::lambda_json(&kafka_event::event("127.0.0.1:9092", records));

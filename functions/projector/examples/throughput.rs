@@ -33,7 +33,7 @@ use ledgerline_shared::read_model::tables::TableNames;
 use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionPage};
 use projector::Projector;
 use projector::dead_letter::InMemoryDeadLetters;
-use projector::kafka_event::{self, RecordParts, record};
+use projector::kafka_event;
 use uuid::Uuid;
 
 const ACCOUNTS: usize = 20;
@@ -147,17 +147,7 @@ async fn batches(count: usize) -> Vec<KafkaEvent> {
             let partition = (ids.iter().position(|id| *id == event.stream_id).unwrap() % 3) as i64;
             let offset = offsets[partition as usize];
             offsets[partition as usize] += 1;
-            let (key, value) = (event.stream_id.to_string(), event.envelope().encode());
-            record(RecordParts {
-                topic: "ledgerline.account-events",
-                partition,
-                offset,
-                timestamp_ms: 0,
-                timestamp_type: "CREATE_TIME",
-                key: Some(key.as_bytes()),
-                value: Some(&value),
-                headers: &[],
-            })
+            kafka_event::envelope_record("ledgerline.account-events", partition, offset, 0, &event.envelope())
         })
         .collect();
     records.chunks(100).map(|chunk| kafka_event::event("bench", chunk.iter().cloned())).collect()
@@ -167,12 +157,8 @@ async fn project(read_model: Arc<dyn ReadModelStore>, batches: &[KafkaEvent]) ->
     let projector = Projector::new(read_model, None, None, Arc::new(InMemoryDeadLetters::default()));
     let started = Instant::now();
     let mut applied = 0;
-    for (n, batch) in batches.iter().enumerate() {
-        let t = Instant::now();
+    for batch in batches {
         let (response, summary) = projector.handle(batch.clone()).await;
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
-            eprintln!("batch {n}: {:?} {summary:?}", t.elapsed());
-        }
         assert!(response.batch_item_failures.is_empty(), "{summary:?}");
         applied += summary.applied;
     }

@@ -12,9 +12,8 @@ use crate::{KafkaBatchResponse, Projector};
 /// are listed in the response, as Lambda's `ReportBatchItemFailures` wants).
 pub async fn handle(projector: &Projector, event: LambdaEvent<KafkaEvent>) -> Result<KafkaBatchResponse, Infallible> {
     let (response, summary) = projector.handle(event.payload).await;
-    ledgerline_shared::telemetry::emit_metrics(
-        "Ledgerline",
-        &[("Function", "projector")],
+    ledgerline_shared::telemetry::emit_function_metrics(
+        "projector",
         &[
             ("EventsApplied", summary.applied as f64),
             ("EventsDuplicate", summary.duplicates as f64),

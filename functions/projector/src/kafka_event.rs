@@ -14,6 +14,7 @@ use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{TimeZone, Utc};
+use ledgerline_shared::event_store::EventEnvelope;
 
 /// What a record is made of.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +43,23 @@ pub fn record(parts: RecordParts<'_>) -> KafkaRecord {
     record.headers =
         parts.headers.iter().map(|(name, bytes)| HashMap::from([(name.clone(), bytes.iter().map(|b| *b as i8).collect())])).collect();
     record
+}
+
+/// The record the outbox publisher sends for an event: key = the account
+/// id, value = the encoded envelope, the envelope's headers.
+pub fn envelope_record(topic: &str, partition: i64, offset: i64, timestamp_ms: i64, envelope: &EventEnvelope) -> KafkaRecord {
+    let headers: Vec<(String, Vec<u8>)> = envelope.headers().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let (key, value) = (envelope.stream_id.to_string(), envelope.encode());
+    record(RecordParts {
+        topic,
+        partition,
+        offset,
+        timestamp_ms,
+        timestamp_type: "CREATE_TIME",
+        key: Some(key.as_bytes()),
+        value: Some(&value),
+        headers: &headers,
+    })
 }
 
 /// `"<topic>-<partition>"`: how a `KafkaEvent` names a partition.

@@ -57,9 +57,8 @@ pub struct RunReport {
 }
 
 fn emit(report: &RunReport, pass_failed: bool) {
-    ledgerline_shared::telemetry::emit_metrics(
-        "Ledgerline",
-        &[("Function", "reconciler")],
+    ledgerline_shared::telemetry::emit_function_metrics(
+        "reconciler",
         &[
             ("PassesFailed", f64::from(u8::from(pass_failed))),
             ("AccountsChecked", report.pass.checked as f64),

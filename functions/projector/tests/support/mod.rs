@@ -139,19 +139,7 @@ impl Ledger {
 /// One Kafka record as Lambda delivers it: key and value base64, headers as
 /// lists of byte values.
 pub fn record_json(partition: i64, offset: i64, event: &RecordedEvent) -> Value {
-    let envelope = event.envelope();
-    let headers: Vec<(String, Vec<u8>)> = envelope.headers().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-    let (key, value) = (event.stream_id.to_string(), envelope.encode());
-    let record = projector::kafka_event::record(projector::kafka_event::RecordParts {
-        topic: TOPIC,
-        partition,
-        offset,
-        timestamp_ms: 1_795_564_800_000,
-        timestamp_type: "CREATE_TIME",
-        key: Some(key.as_bytes()),
-        value: Some(&value),
-        headers: &headers,
-    });
+    let record = projector::kafka_event::envelope_record(TOPIC, partition, offset, 1_795_564_800_000, &event.envelope());
     serde_json::to_value(record).expect("a record serializes")
 }
 
