@@ -1,12 +1,9 @@
 //! `ledgerline dlq list` and `ledgerline dlq redrive`: the dead-letter topic.
 //!
-//! Two things write dead letters, with different JSON values:
-//! - the outbox publisher, for an outbox row the broker can never accept: a
-//!   pointer (`outbox_id`, `event_id`, `stream_id`, `error`, ...); the event
-//!   itself stays in PostgreSQL and its outbox row is marked `dead`;
-//! - the projector, for a record it cannot decode: where it came from
-//!   (`source_topic`, `partition`, `offset`), the original `key` and
-//!   base64 `value`, and the `error`.
+//! The letters are the shared [`DeadLetter`]: an outbox row the broker can
+//! never accept (a pointer; the event stays in PostgreSQL, its row marked
+//! `dead`), or a record the projector cannot decode (where it came from,
+//! its original key and base64 value).
 //!
 //! `list` reads the whole topic without committing anything. `redrive`
 //! revives the dead outbox rows (the publisher sends them again) and puts
@@ -25,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::Value;
+use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource};
 
 /// The consumer group `redrive` commits under, so each letter is redriven once.
 const REDRIVE_GROUP: &str = "ledgerline-dlq-redrive";
@@ -33,10 +30,10 @@ const REDRIVE_GROUP: &str = "ledgerline-dlq-redrive";
 #[derive(clap::Args, Clone)]
 pub struct KafkaArgs {
     /// Kafka brokers.
-    #[arg(long, env = "LEDGERLINE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(long, env = "LEDGERLINE_KAFKA_BROKERS", default_value = ledgerline_shared::config::defaults::KAFKA_BROKERS)]
     brokers: String,
     /// The dead-letter topic.
-    #[arg(long, env = "LEDGERLINE_DLQ_TOPIC", default_value = "ledgerline.account-events.dlq")]
+    #[arg(long, env = "LEDGERLINE_DLQ_TOPIC", default_value = ledgerline_shared::config::defaults::DLQ_TOPIC)]
     topic: String,
 }
 
@@ -65,41 +62,24 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
     }
 }
 
-/// One letter, as read from the topic.
+/// One letter, as read from the topic; `None` for a value that is not a
+/// Ledgerline dead letter.
 struct Letter {
     partition: i32,
     offset: i64,
     key: Option<Vec<u8>>,
-    value: Value,
+    letter: Option<DeadLetter>,
 }
 
 impl Letter {
     fn from_message(message: &BorrowedMessage<'_>) -> Self {
-        let value = message.payload().and_then(|p| serde_json::from_slice(p).ok()).unwrap_or(Value::Null);
-        Self { partition: message.partition(), offset: message.offset(), key: message.key().map(<[u8]>::to_vec), value }
+        let letter = message.payload().and_then(|p| DeadLetter::from_json(p).ok());
+        Self { partition: message.partition(), offset: message.offset(), key: message.key().map(<[u8]>::to_vec), letter }
     }
 
     fn describe(&self) -> String {
-        let v = &self.value;
-        let error = v["error"].as_str().unwrap_or("(no error recorded)");
-        if v.get("outbox_id").is_some() {
-            format!(
-                "outbox row {} (event {}, account {} v{}): {error}",
-                v["outbox_id"],
-                text(&v["event_id"]),
-                text(&v["stream_id"]),
-                v["stream_version"]
-            )
-        } else if v.get("source_topic").is_some() {
-            format!("record {}/{}@{}: {error}", text(&v["source_topic"]), v["partition"], v["offset"])
-        } else {
-            "a record that is not a Ledgerline dead letter".to_owned()
-        }
+        self.letter.as_ref().map_or_else(|| "a record that is not a Ledgerline dead letter".to_owned(), DeadLetter::describe)
     }
-}
-
-fn text(value: &Value) -> String {
-    value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
 }
 
 fn consumer(kafka: &KafkaArgs, group: &str) -> anyhow::Result<BaseConsumer> {
@@ -194,11 +174,12 @@ async fn redrive(kafka: &KafkaArgs, database_url: &str) -> anyhow::Result<()> {
     })?;
     let mut resent = 0;
     for letter in &records {
-        let v = &letter.value;
-        let (Some(topic), Some(value)) = (v["source_topic"].as_str(), v["value"].as_str()) else { continue };
+        let Some(DeadLetter { source: DeadLetterSource::KafkaRecord { source_topic, key, value: Some(value), .. }, .. }) = &letter.letter else {
+            continue;
+        };
         let bytes = STANDARD.decode(value).unwrap_or_else(|_| value.as_bytes().to_vec());
-        let key = v["key"].as_str().map(|k| STANDARD.decode(k).unwrap_or_else(|_| k.as_bytes().to_vec())).or_else(|| letter.key.clone());
-        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(topic).payload(&bytes);
+        let key = key.as_ref().map(|k| STANDARD.decode(k).unwrap_or_else(|_| k.as_bytes().to_vec())).or_else(|| letter.key.clone());
+        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(source_topic).payload(&bytes);
         if let Some(key) = &key {
             record = record.key(key);
         }

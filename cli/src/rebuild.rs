@@ -25,7 +25,7 @@ async fn reconciler(database_url: &str) -> anyhow::Result<Reconciler> {
     Ok(Reconciler {
         event_store: Arc::new(PostgresEventStore::new(pool.clone(), StoreSettings::default())),
         read_model: Arc::new(DynamoReadModel::new(client_from_env(Duration::from_secs(10)).await, TableNames::from_env())),
-        cache: Some(Arc::new(AccountCache::new(CacheSettings::from_env()).context("REDIS_URL")?)),
+        cache: Some(Arc::new(AccountCache::new(CacheSettings::from_env()?).context("REDIS_URL")?)),
         progress: Arc::new(PostgresProgress::new(pool)),
         settings: ReconcileSettings::from_env()?,
     })

@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_tests::services::FreshDatabase;
+use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource};
 use ledgerline_shared::event_store::{AppendBatch, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend};
 use ledgerline_shared::outbox::{OutboxStore, Outcome};
 use rdkafka::ClientConfig;
@@ -14,33 +16,22 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 fn brokers() -> String {
     std::env::var("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-fn server_url() -> String {
-    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
-    url.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(url)
-}
-
 struct Database {
     url: String,
-    name: String,
+    fresh: FreshDatabase,
 }
 
 impl Database {
     async fn create() -> Self {
-        let name = format!("ledgerline_ops_{}", Uuid::new_v4().simple());
-        let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
-        tokio::spawn(connection);
-        admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-        let url = format!("{}/{name}", server_url());
-        ledgerline_shared::migrate::run(&url).await.unwrap();
-        Self { url, name }
+        let fresh = FreshDatabase::create("ops").await;
+        ledgerline_shared::migrate::run(&fresh.url).await.unwrap();
+        Self { url: fresh.url.clone(), fresh }
     }
 
     fn store(&self) -> PostgresEventStore {
@@ -49,9 +40,7 @@ impl Database {
     }
 
     async fn drop(self) {
-        let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
-        tokio::spawn(connection);
-        admin.execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name), &[]).await.unwrap();
+        self.fresh.drop_database().await;
     }
 }
 
@@ -64,6 +53,7 @@ async fn append(store: &PostgresEventStore, stream: Uuid, count: usize) {
             streams: vec![StreamAppend { stream_id: stream, expected_version: 0, events, snapshot: None }],
             metadata: EventMetadata::now("ops-test", Uuid::new_v4(), "tester"),
             idempotency: None,
+            open_limit: None,
         })
         .await
         .unwrap();
@@ -85,10 +75,9 @@ async fn create_topic(name: &str) {
     assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 }
 
-async fn produce(topic: &str, key: &str, value: &serde_json::Value) {
+async fn produce(topic: &str, key: &str, payload: &[u8]) {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    let payload = value.to_string();
-    producer.send(FutureRecord::to(topic).key(key).payload(&payload), Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    producer.send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
 }
 
 #[tokio::test]
@@ -130,16 +119,23 @@ async fn dlq_list_shows_both_kinds_of_dead_letter_and_redrive_sends_each_back_on
     produce(
         &dlq,
         &account.to_string(),
-        &serde_json::json!({"outbox_id": row.id, "event_id": row.event_id, "stream_id": account, "stream_version": 1,
-            "topic": "ledgerline.account-events", "payload_bytes": 10, "attempts": 5, "error": "message too large"}),
+        &DeadLetter::outbox_row(&row, "message too large").to_json(),
     )
     .await;
     produce(
         &dlq,
         "poison-key",
-        &serde_json::json!({"source_topic": source, "partition": 0, "offset": 41,
-            "key": base64::engine::general_purpose::STANDARD.encode("poison-key"),
-            "value": base64::engine::general_purpose::STANDARD.encode(original), "error": "the value is not an event envelope"}),
+        &DeadLetter {
+            error: "the value is not an event envelope".into(),
+            source: DeadLetterSource::KafkaRecord {
+                source_topic: source.clone(),
+                partition: 0,
+                offset: 41,
+                key: Some(base64::engine::general_purpose::STANDARD.encode("poison-key")),
+                value: Some(base64::engine::general_purpose::STANDARD.encode(original)),
+            },
+        }
+        .to_json(),
     )
     .await;
 

@@ -12,18 +12,8 @@ use ledgerline_shared::event_store::{EventMetadata, PostgresEventStore, StoreSet
 use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, create_tables, local_client};
 use ledgerline_shared::read_model::tables::TableNames;
-use tokio_postgres::NoTls;
+use ledgerline_tests::services::{FreshDatabase, dynamodb_endpoint};
 use uuid::Uuid;
-
-fn server_url() -> String {
-    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
-    url.rsplit_once('/').map(|(server, _)| server.to_owned()).unwrap_or(url)
-}
-
-fn dynamodb_endpoint() -> String {
-    std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
 
 /// `ledgerline ARGS` against `url` and `tables`; (success, stdout, stderr).
 fn ledgerline(args: &[&str], url: &str, tables: &TableNames) -> (bool, String, String) {
@@ -45,11 +35,8 @@ fn ledgerline(args: &[&str], url: &str, tables: &TableNames) -> (bool, String, S
 
 #[tokio::test]
 async fn rebuild_projections_replays_the_log_into_the_tables_and_reconcile_repairs_a_stale_account() {
-    let (admin, connection) = tokio_postgres::connect(&format!("{}/postgres", server_url()), NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let name = format!("ledgerline_cli_{}", Uuid::new_v4().simple());
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    let url = format!("{}/{name}", server_url());
+    let database = FreshDatabase::create("cli").await;
+    let url = database.url.clone();
     ledgerline_shared::migrate::run(&url).await.unwrap();
 
     // Two events for one account.
@@ -107,7 +94,7 @@ async fn rebuild_projections_replays_the_log_into_the_tables_and_reconcile_repai
     // Nothing left to do.
     let (ok, stdout, _) = ledgerline(&["reconcile", "--full"], &url, &tables);
     assert!(ok && stdout.contains("checked 1 accounts") && stdout.contains("nothing to repair"), "{stdout}");
-    admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+    database.drop_database().await;
 }
 
 #[test]

@@ -19,6 +19,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use crate::config::{ConfigError, Env, defaults};
 use crate::event_store::bincode_config;
 use crate::read_model::AccountView;
 
@@ -46,23 +47,26 @@ pub enum CacheError {
 
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
-    /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
+    /// `REDIS_URL`, default [`defaults::REDIS_URL`].
     pub url: String,
     /// `LEDGERLINE_CACHE_TTL_SECONDS`, default 300.
     pub ttl: Duration,
-    /// `LEDGERLINE_REDIS_TIMEOUT_MS`, default 100: a cache slower than this is skipped.
+    /// `LEDGERLINE_REDIS_TIMEOUT_MS`, default [`defaults::REDIS_TIMEOUT_MS`]:
+    /// a cache slower than this is skipped.
     pub timeout: Duration,
 }
 
 impl CacheSettings {
-    pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let millis = |name: &str, default: u64| var(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
-        Self {
-            url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
-            ttl: Duration::from_secs(millis("LEDGERLINE_CACHE_TTL_SECONDS", 300)),
-            timeout: Duration::from_millis(millis("LEDGERLINE_REDIS_TIMEOUT_MS", 100)),
-        }
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::process())
+    }
+
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: env.text_or("REDIS_URL", defaults::REDIS_URL),
+            ttl: Duration::from_secs(env.number("LEDGERLINE_CACHE_TTL_SECONDS", 300, |n: &u64| (1..=86_400 * 30).contains(n))?),
+            timeout: env.millis("LEDGERLINE_REDIS_TIMEOUT_MS", defaults::REDIS_TIMEOUT_MS, |n| (1..=60_000).contains(n))?,
+        })
     }
 }
 

@@ -10,13 +10,18 @@
 //! - [`read_model`]: what the projector writes and the query API reads
 //!   (DynamoDB and in-memory); [`reconcile`] repairs it from the event store.
 //! - [`idempotency`]: `Idempotency-Key` validation and request hashing.
-//! - [`config`], [`db`], [`migrate`], [`telemetry`]: settings from the
-//!   environment, the connection pool, schema migrations, JSON logs.
+//! - [`dead_letter`]: the one dead-letter record; [`kafka`] (feature
+//!   `kafka`): the one producer wrapper that sends it and the outbox.
+//! - [`config`], [`secrets`], [`db`], [`migrate`], [`telemetry`],
+//!   [`metrics`]: settings from the environment, secrets fetched at cold
+//!   start, the connection pool, schema migrations, logs, the one EMF
+//!   metrics writer.
 
 pub mod accounts;
 #[cfg(feature = "redis")]
 pub mod cache;
 pub mod config;
+pub mod dead_letter;
 pub mod db;
 pub mod deadline;
 pub mod domain;
@@ -24,9 +29,13 @@ pub mod event_store;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod idempotency;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod metrics;
 pub mod migrate;
 pub mod outbox;
 pub mod read_model;
 pub mod reconcile;
 pub mod resilience;
+pub mod secrets;
 pub mod telemetry;

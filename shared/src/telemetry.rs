@@ -1,4 +1,4 @@
-//! Logs as JSON lines on stdout: what CloudWatch Logs ingests and Logs
+//! Logs as JSON lines on stdout (metrics are [`crate::metrics`]): what CloudWatch Logs ingests and Logs
 //! Insights queries field by field. In a terminal (`ledgerline serve`, a
 //! developer's shell) lines are plain text instead, easier to read.
 //!
@@ -57,41 +57,6 @@ pub fn init() {
     };
 }
 
-/// The namespace of every function's run metrics.
-pub const METRICS_NAMESPACE: &str = "Ledgerline";
-
-/// Writes one CloudWatch Embedded Metric Format line on stdout: CloudWatch
-/// Logs turns it into metrics without any API call from the function. One
-/// scheme for every function: namespace [`METRICS_NAMESPACE`], dimension
-/// `Function`. Every metric is a count.
-pub fn emit_function_metrics(function: &str, metrics: &[(&str, f64)]) {
-    let line = metrics_line(METRICS_NAMESPACE, &[("Function", function)], metrics, chrono::Utc::now().timestamp_millis());
-    println!("{line}");
-}
-
-/// The EMF JSON for [`emit_function_metrics`].
-pub fn metrics_line(namespace: &str, dimensions: &[(&str, &str)], metrics: &[(&str, f64)], timestamp_ms: i64) -> String {
-    let mut line = serde_json::Map::new();
-    line.insert(
-        "_aws".into(),
-        serde_json::json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
-                "Metrics": metrics.iter().map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    for (name, value) in dimensions {
-        line.insert((*name).into(), serde_json::json!(value));
-    }
-    for (name, value) in metrics {
-        line.insert((*name).into(), serde_json::json!(value));
-    }
-    serde_json::Value::Object(line).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::{LogFormat, log_filter, log_format};
@@ -108,17 +73,5 @@ mod tests {
         assert_eq!(log_filter(Some(" "), Some("FATAL")), "error");
         assert_eq!(log_filter(None, Some("loud")), "info");
         assert_eq!(log_filter(None, None), "info");
-    }
-
-    #[test]
-    fn metrics_lines_have_the_embedded_metric_format_shape() {
-        let line = super::metrics_line("Ledgerline", &[("Function", "projector")], &[("EventsApplied", 3.0)], 1_700_000_000_000);
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["_aws"]["Timestamp"], 1_700_000_000_000i64);
-        assert_eq!(value["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Ledgerline");
-        assert_eq!(value["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Function");
-        assert_eq!(value["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "EventsApplied");
-        assert_eq!(value["Function"], "projector");
-        assert_eq!(value["EventsApplied"], 3.0);
     }
 }

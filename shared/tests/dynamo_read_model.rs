@@ -10,9 +10,7 @@ use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, create_tables, local_client};
 use ledgerline_shared::read_model::tables::TableNames;
 
-pub fn endpoint() -> String {
-    std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
+pub use ledgerline_tests::services::dynamodb_endpoint as endpoint;
 
 struct Dynamo;
 

@@ -23,6 +23,7 @@ async fn append(store: &dyn EventStore, stream_id: Uuid, expected_version: u64, 
             streams: vec![StreamAppend { stream_id, expected_version, events, snapshot: None }],
             metadata: EventMetadata::now("corr", Uuid::now_v7(), "test"),
             idempotency: None,
+            open_limit: None,
         })
         .await
         .expect("append");

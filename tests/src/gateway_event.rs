@@ -75,12 +75,21 @@ pub async fn call_router(router: &axum::Router, event: &Value) -> RouterAnswer {
 /// The (METHOD, path) pairs an OpenAPI document describes, to compare with
 /// a router's route list.
 pub fn documented_routes(spec: &Value) -> std::collections::BTreeSet<(String, String)> {
-    spec["paths"]
-        .as_object()
-        .expect("an OpenAPI document has paths")
-        .iter()
-        .flat_map(|(path, operations)| {
-            operations.as_object().into_iter().flat_map(|ops| ops.keys()).map(move |method| (method.to_uppercase(), path.clone()))
-        })
+    operations(spec).map(|(method, path, _)| (method, path)).collect()
+}
+
+/// The (METHOD, path) pairs of the operations tagged `tag`: in the one
+/// document for the whole API (docs/openapi.json), each operation carries the
+/// name of the function that serves it (`command-api`, `query-api`) as its tag.
+pub fn documented_routes_of(spec: &Value, tag: &str) -> std::collections::BTreeSet<(String, String)> {
+    operations(spec)
+        .filter(|(_, _, operation)| operation["tags"].as_array().is_some_and(|tags| tags.iter().any(|t| t == tag)))
+        .map(|(method, path, _)| (method, path))
         .collect()
+}
+
+fn operations(spec: &Value) -> impl Iterator<Item = (String, String, &Value)> {
+    spec["paths"].as_object().expect("an OpenAPI document has paths").iter().flat_map(|(path, operations)| {
+        operations.as_object().into_iter().flatten().map(move |(method, operation)| (method.to_uppercase(), path.clone(), operation))
+    })
 }

@@ -267,9 +267,7 @@ pub async fn fresh_database_on(server: &str) -> String {
 
 /// The tests' PostgreSQL server (`LEDGERLINE_TEST_DATABASE_URL` without its database).
 pub fn test_server_url() -> String {
-    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
-    url.rsplit_once('/').unwrap().0.to_owned()
+    crate::services::database_url().rsplit_once('/').unwrap().0.to_owned()
 }
 
 /// Drops a database made by [`fresh_database_on`] (after the stack stopped).
@@ -344,7 +342,7 @@ impl Stack {
         let database_url = fresh_database_on(&server).await;
         let dynamodb_endpoint = match &dynamodb {
             Some(moto) => format!("http://127.0.0.1:{}", moto.port),
-            None => std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into()),
+            None => crate::services::dynamodb_endpoint(),
         };
         let run = Uuid::new_v4().simple().to_string();
         let secret = Uuid::new_v4().to_string();

@@ -6,13 +6,9 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 fn admin_url() -> String {
-    let test_url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
     // Same server, the maintenance database.
-    match test_url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/postgres"),
-        None => test_url,
-    }
+    let test_url = ledgerline_tests::services::database_url();
+    format!("{}/postgres", test_url.rsplit_once('/').expect("a database URL ends with /name").0)
 }
 
 /// The migration names refinery should apply: every `V<n>__<name>.sql` in

@@ -7,9 +7,7 @@ use aws_sdk_dynamodb::Client;
 use ledgerline_shared::read_model::dynamo::{create_tables, local_client};
 use ledgerline_shared::read_model::tables::TableNames;
 
-fn endpoint() -> String {
-    std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
+use ledgerline_tests::services::dynamodb_endpoint as endpoint;
 
 /// Key schema, attribute types and indexes, in a comparable form.
 async fn shape(client: &Client, table: &str) -> Vec<String> {

@@ -27,13 +27,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use ledgerline_shared::config::WriteSettings;
+use ledgerline_shared::config::{Env, WriteSettings};
 use ledgerline_shared::event_store::{EventStore, InMemoryEventStore};
 use ledgerline_shared::outbox::OutboxStore;
 use ledgerline_shared::read_model::ReadModelStore;
 use ledgerline_shared::read_model::memory::InMemoryReadModel;
 use ledgerline_shared::resilience::Backoff;
-use outbox_publisher::config::DEFAULT_DLQ_TOPIC;
 use outbox_publisher::{PublishSettings, Publisher};
 use projector::Projector;
 use projector::dead_letter::{DeadLetter, DeadLetterError, DeadLetterSink, InMemoryDeadLetters};
@@ -59,7 +58,7 @@ pub async fn serve() -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     secret.check_exposure(local).map_err(anyhow::Error::msg)?;
 
-    let (stack, backend) = Stack::start(&write, Arc::new(InMemoryReadModel::default()), interval);
+    let (stack, backend) = Stack::start(&write, Arc::new(InMemoryReadModel::default()), interval)?;
     println!("ledgerline: serving on http://{local} (embedded: everything in memory; Ctrl-C stops)");
     println!("ledgerline: mint a token with `TOKEN=$(ledgerline token --sub alice)` (--admin for an administrator; the same");
     println!("ledgerline:   {} as this server), then", auth::SECRET_VAR);
@@ -96,7 +95,12 @@ pub struct Stack {
 impl Stack {
     /// Starts the outbox schedule and the consumers; returns the stack and
     /// the gateway's backend (the two routers over the same stores).
-    pub fn start(write: &WriteSettings, read_model: Arc<dyn ReadModelStore>, interval: Duration) -> (Stack, backend::InProcess) {
+    pub fn start(
+        write: &WriteSettings,
+        read_model: Arc<dyn ReadModelStore>,
+        interval: Duration,
+    ) -> anyhow::Result<(Stack, backend::InProcess)> {
+        let query_state = query_api_state(read_model.clone())?;
         let store = Arc::new(InMemoryEventStore::new(write.store.clone()));
         let dead_letters = Arc::new(LoggedDeadLetters::default());
         let projector =
@@ -108,9 +112,9 @@ impl Stack {
         tasks.push(tokio::spawn(run_outbox(publisher, interval, stopped)));
         let backend = backend::InProcess {
             command_api: command_api::router(command_api::AppState::new(store.clone(), write)),
-            query_api: query_api::router(query_api_state(read_model.clone())),
+            query_api: query_api::router(query_state),
         };
-        (Stack { dead_letters, bus: Some(sink), stop, tasks }, backend)
+        Ok((Stack { dead_letters, bus: Some(sink), stop, tasks }, backend))
     }
 
     /// Publishes what is left, lets the consumers drain the bus, and waits
@@ -148,7 +152,7 @@ pub fn outbox_interval(value: Option<&str>) -> anyhow::Result<Duration> {
 /// runs that follow the outbox, looking for new rows every `poll_interval`.
 fn publish_settings(poll_interval: Duration) -> PublishSettings {
     PublishSettings {
-        dlq_topic: DEFAULT_DLQ_TOPIC.into(),
+        dlq_topic: ledgerline_shared::config::defaults::DLQ_TOPIC.into(),
         batch_size: 500,
         max_attempts: 5,
         backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) },
@@ -197,15 +201,13 @@ async fn run_outbox<K: outbox_publisher::RecordSink>(publisher: Publisher<K>, in
 /// The query API over the in-memory read model, without Redis. Its cursor
 /// secret is `LEDGERLINE_CURSOR_SECRET` or, when unset, one made for this
 /// process (cursors do not outlive it anyway), so no warning is needed.
-fn query_api_state(read_model: Arc<dyn ReadModelStore>) -> query_api::AppState {
+fn query_api_state(read_model: Arc<dyn ReadModelStore>) -> anyhow::Result<query_api::AppState> {
     let process_secret = uuid::Uuid::new_v4().to_string();
-    let settings = query_api::QuerySettings::from_lookup(|name| {
-        let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if name == "LEDGERLINE_CURSOR_SECRET" { value.or_else(|| Some(process_secret.clone())) } else { value }
-    });
+    let env = Env::process().with_default("LEDGERLINE_CURSOR_SECRET", &process_secret);
+    let settings = query_api::QuerySettings::read(&env).context("the query API's settings")?;
     // Metrics lines are for CloudWatch; locally they would drown the log.
     let metrics = query_api::metrics::Metrics::new(Arc::new(query_api::metrics::NullSink));
-    query_api::AppState::new(read_model, None, &settings, metrics)
+    Ok(query_api::AppState::new(read_model, None, &settings, metrics))
 }
 
 /// Dead letters kept in memory, each one logged as it arrives.
@@ -221,7 +223,7 @@ impl LoggedDeadLetters {
 #[async_trait]
 impl DeadLetterSink for LoggedDeadLetters {
     async fn send(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        tracing::error!(partition = letter.partition, offset = letter.offset, key = ?letter.key, error = %letter.error, "dead letter");
+        tracing::error!(letter = %letter.describe(), "dead letter");
         self.0.send(letter).await
     }
 }

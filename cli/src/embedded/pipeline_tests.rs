@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use axum::http::Request;
 use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, TransactionPage, TransactionView};
 use outbox_publisher::{Record, RecordSink};
+use projector::dead_letter::DeadLetterSource;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -84,7 +85,7 @@ async fn call(backend: &backend::InProcess, method: &str, path_and_query: &str, 
 async fn failed_batches_are_delivered_again_and_poison_is_dead_lettered() {
     let flaky = Arc::new(Flaky { inner: InMemoryReadModel::default(), failures_left: AtomicU32::new(2), failed: AtomicU32::new(0) });
     let write = WriteSettings::from_env().unwrap();
-    let (stack, backend) = Stack::start(&write, flaky.clone(), Duration::from_millis(10));
+    let (stack, backend) = Stack::start(&write, flaky.clone(), Duration::from_millis(10)).unwrap();
 
     let (status, opened) = call(&backend, "POST", "/accounts", Some("open"), r#"{"currency":"EUR"}"#).await;
     assert_eq!(status, 201, "{opened}");
@@ -109,18 +110,15 @@ async fn failed_batches_are_delivered_again_and_poison_is_dead_lettered() {
     assert_eq!((view["balance"].as_i64(), view["version"].as_u64()), (Some(250), Some(2)), "{view}");
     assert_eq!(flaky.failed.load(Ordering::SeqCst), 2, "both refusals happened and were retried");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stack.dead_letters.letters().is_empty() {
-        assert!(Instant::now() < deadline, "the poison record was never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let letters = stack.dead_letters.letters();
+    let letters = ledgerline_tests::services::eventually("the poison record dead-lettered", Duration::from_secs(10), || {
+        let letters = stack.dead_letters.letters();
+        std::future::ready((!letters.is_empty()).then_some(letters))
+    })
+    .await;
     assert_eq!(letters.len(), 1);
+    let DeadLetterSource::KafkaRecord { key, .. } = &letters[0].source else { panic!("{:?}", letters[0]) };
     assert_eq!(
-        letters[0]
-            .key
-            .as_deref()
-            .map(|k| String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, k).unwrap()).unwrap()),
+        key.as_deref().map(|k| String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, k).unwrap()).unwrap()),
         Some(id.clone())
     );
     assert!(letters[0].error.contains("envelope"), "{:?}", letters[0]);

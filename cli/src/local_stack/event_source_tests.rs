@@ -21,9 +21,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn brokers() -> String {
-    std::env::var("LEDGERLINE_TEST_KAFKA_BROKERS").ok().filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "127.0.0.1:9092".into())
-}
+use ledgerline_tests::services::kafka_brokers as brokers;
 
 /// What the fake function saw in one invocation: partition and value per record.
 #[derive(Debug, Clone)]
@@ -97,14 +95,7 @@ fn committed(brokers: &str, topic: &str, group: &str) -> BTreeMap<i32, i64> {
 
 /// Waits for `check` to hold, up to `limit`.
 async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ledgerline_tests::services::eventually(what, limit, || std::future::ready(check())).await
 }
 
 fn values(partition: i32, range: std::ops::Range<i64>) -> Vec<String> {

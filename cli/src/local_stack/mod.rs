@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ledgerline_shared::config::{Env, defaults};
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::event_source::MappingSettings;
@@ -37,16 +38,6 @@ use crate::gateway;
 /// The repository (cargo lambda watch runs in the workspace; `.local/`).
 fn repo_dir() -> PathBuf {
     std::env::var_os("LEDGERLINE_REPO_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
-}
-
-fn var(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
-fn millis(name: &str, default: u64) -> anyhow::Result<Duration> {
-    let text = var(name, &default.to_string());
-    let ms: u64 = text.parse().with_context(|| format!("{name}={text} is not a number of milliseconds"))?;
-    Ok(Duration::from_millis(ms.max(1)))
 }
 
 /// Everything `serve` reads from the environment (README's table).
@@ -76,20 +67,20 @@ pub struct StackSettings {
 impl StackSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         let repo = repo_dir();
-        let port = var("LEDGERLINE_LAMBDA_PORT", "9000");
-        let retries = var("LEDGERLINE_PROJECTOR_MAX_RETRIES", &template::FunctionLimits::built_in().projector_max_retries.to_string());
+        let env = Env::process();
+        let default_retries = template::FunctionLimits::built_in().projector_max_retries;
         Ok(Self {
-            database_url: var("DATABASE_URL", ledgerline_shared::config::DEFAULT_DATABASE_URL),
-            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379"),
-            brokers: var("LEDGERLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
-            dynamodb_endpoint: var("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
-            events_topic: var("LEDGERLINE_EVENTS_TOPIC", "ledgerline.account-events"),
-            dlq_topic: var("LEDGERLINE_DLQ_TOPIC", "ledgerline.account-events.dlq"),
-            lambda_port: port.parse().with_context(|| format!("LEDGERLINE_LAMBDA_PORT={port} is not a port"))?,
-            invoke_timeout: millis("LEDGERLINE_INVOKE_TIMEOUT_MS", 900_000)?,
-            outbox_interval: millis("LEDGERLINE_OUTBOX_INTERVAL_MS", 1_000)?,
-            reconcile_interval: millis("LEDGERLINE_RECONCILE_INTERVAL_MS", 10_000)?,
-            projector_max_retries: retries.parse().with_context(|| format!("LEDGERLINE_PROJECTOR_MAX_RETRIES={retries}"))?,
+            database_url: env.text_or("DATABASE_URL", ledgerline_shared::config::DEFAULT_DATABASE_URL),
+            redis_url: env.text_or("REDIS_URL", defaults::REDIS_URL),
+            brokers: env.text_or("LEDGERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
+            dynamodb_endpoint: env.text_or("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+            events_topic: env.text_or("LEDGERLINE_EVENTS_TOPIC", defaults::EVENTS_TOPIC),
+            dlq_topic: env.text_or("LEDGERLINE_DLQ_TOPIC", defaults::DLQ_TOPIC),
+            lambda_port: env.number("LEDGERLINE_LAMBDA_PORT", 9000, |port: &u16| *port > 0)?,
+            invoke_timeout: env.millis("LEDGERLINE_INVOKE_TIMEOUT_MS", 900_000, |n| *n > 0)?,
+            outbox_interval: env.millis("LEDGERLINE_OUTBOX_INTERVAL_MS", 1_000, |n| *n > 0)?,
+            reconcile_interval: env.millis("LEDGERLINE_RECONCILE_INTERVAL_MS", 10_000, |n| *n > 0)?,
+            projector_max_retries: env.number("LEDGERLINE_PROJECTOR_MAX_RETRIES", default_retries, |_| true)?,
             failure_file: std::env::var_os("LEDGERLINE_PROJECTOR_FAILURES_FILE")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| repo.join(".local/projector-failures.jsonl")),

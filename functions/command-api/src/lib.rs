@@ -6,11 +6,14 @@
 //! API) → input validation
 //! ([`request`]) → the command pipeline ([`execute`]: idempotency, load,
 //! decide, one-transaction append, retry on conflict) → a JSON answer
-//! ([`views`]) or a problem+json refusal ([`problem`]).
+//! ([`views`]) or a problem+json refusal ([`problem`]). [`metrics`] writes
+//! one metrics line per request in Lambda.
 //!
-//! Routes: see [`routes::ROUTES`] and `docs/openapi.json`.
+//! Routes: see [`routes::ROUTES`] and `docs/openapi.json` (the operations
+//! tagged `command-api`).
 
 pub mod execute;
+pub mod metrics;
 pub mod request;
 pub mod routes;
 pub mod state;

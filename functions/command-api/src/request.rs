@@ -1,8 +1,11 @@
-//! Reading what a command request carries besides identity: the JSON body
-//! (bounded, strict), the `Idempotency-Key`, and the correlation id.
+//! Reading what a command request carries besides identity: the account id
+//! in the path, the JSON body (bounded, strict), the `Idempotency-Key`, and
+//! the correlation id. Every refusal is a problem+json [`ApiError`], never
+//! one of axum's plain-text rejections.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use ledgerline_shared::http::caller::Caller;
 use ledgerline_shared::http::correlation::CorrelationId;
@@ -85,6 +88,22 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Ap
 
 pub fn required_idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     idempotency_key(headers)?.ok_or_else(|| ApiError::validation("this request needs an Idempotency-Key header"))
+}
+
+/// The `{id}` path segment as text, parsed by [`account_id`] once the
+/// caller is known (so a request without claims is 401 whatever its path).
+/// A segment that does not percent-decode to UTF-8 is refused here already.
+pub struct RawAccountId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RawAccountId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::validation("the account id must be a UUID"))?;
+        Ok(Self(text))
+    }
 }
 
 /// Parses an account id from the path.

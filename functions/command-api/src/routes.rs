@@ -7,7 +7,7 @@
 //! changes under it.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::execute::{Answer, CommandContext, Decision, execute};
-use crate::request::{Inbound, account_id, idempotency_key, parse_json, required_idempotency_key};
+use crate::request::{Inbound, RawAccountId, account_id, idempotency_key, parse_json, required_idempotency_key};
 use crate::state::AppState;
 use crate::views::{AccountView, BalanceView, CounterpartyView, StatusView, TransferView};
 use ledgerline_shared::accounts::CommandInput;
@@ -170,11 +170,11 @@ enum Movement {
     Withdrawal,
 }
 
-async fn deposit(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+async fn deposit(State(state): State<AppState>, RawAccountId(id): RawAccountId, inbound: Inbound) -> Result<Answer, ApiError> {
     move_money(&state, &id, inbound, Movement::Deposit).await
 }
 
-async fn withdraw(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+async fn withdraw(State(state): State<AppState>, RawAccountId(id): RawAccountId, inbound: Inbound) -> Result<Answer, ApiError> {
     move_money(&state, &id, inbound, Movement::Withdrawal).await
 }
 
@@ -242,15 +242,15 @@ enum StatusChange {
     Close,
 }
 
-async fn freeze(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+async fn freeze(State(state): State<AppState>, RawAccountId(id): RawAccountId, inbound: Inbound) -> Result<Answer, ApiError> {
     change_status(&state, &id, inbound, StatusChange::Freeze).await
 }
 
-async fn unfreeze(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+async fn unfreeze(State(state): State<AppState>, RawAccountId(id): RawAccountId, inbound: Inbound) -> Result<Answer, ApiError> {
     change_status(&state, &id, inbound, StatusChange::Unfreeze).await
 }
 
-async fn close(State(state): State<AppState>, Path(id): Path<String>, inbound: Inbound) -> Result<Answer, ApiError> {
+async fn close(State(state): State<AppState>, RawAccountId(id): RawAccountId, inbound: Inbound) -> Result<Answer, ApiError> {
     change_status(&state, &id, inbound, StatusChange::Close).await
 }
 

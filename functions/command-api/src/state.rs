@@ -39,7 +39,8 @@ struct Inner {
 impl AppState {
     pub fn new(store: Arc<dyn EventStore>, write: &WriteSettings) -> Self {
         let settings = CommandSettings { idempotency_ttl: write.idempotency_ttl, ..CommandSettings::default() };
-        Self::with_settings(AccountRepository::new(store, write.snapshot_every), settings)
+        let repository = AccountRepository::new(store, write.snapshot_every).with_open_account_limit(write.max_open_accounts);
+        Self::with_settings(repository, settings)
     }
 
     pub fn with_settings(repository: AccountRepository, settings: CommandSettings) -> Self {

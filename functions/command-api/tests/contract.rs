@@ -1,5 +1,9 @@
-//! The API's published contract: docs/openapi.json matches the router, and
-//! every sample in events/command-api/ is a valid event that does what it says.
+//! The API's published contract: the command API's operations in
+//! docs/openapi.json (the one document for the whole HTTP API, tag
+//! `command-api`) match the router, undeclared methods are 405 problems with
+//! `Allow`, and every sample in events/command-api/ is a valid event that
+//! does what it says. Every documented response is validated against its
+//! schema in tests/tests/openapi/ (ledgerline-tests).
 
 mod support;
 
@@ -8,7 +12,7 @@ use std::path::PathBuf;
 
 use command_api::ROUTES;
 use serde_json::{Value, json};
-use support::{Api, post};
+use support::{Api, post, request};
 use tower::ServiceExt;
 
 fn repo_file(path: &str) -> PathBuf {
@@ -22,7 +26,7 @@ fn openapi() -> Value {
 #[test]
 fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
     let spec = openapi();
-    let documented = ledgerline_tests::gateway_event::documented_routes(&spec);
+    let documented = ledgerline_tests::gateway_event::documented_routes_of(&spec, "command-api");
     let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, served);
 }
@@ -37,6 +41,30 @@ fn the_openapi_document_states_the_idempotency_rules() {
     }
     for (_, path) in ROUTES {
         assert!(spec["paths"][path]["post"]["responses"]["401"].is_object(), "{path} documents 401");
+    }
+}
+
+#[tokio::test]
+async fn undeclared_methods_on_served_paths_are_405_problems_with_allow() {
+    let api = Api::memory();
+    for (_, path) in ROUTES {
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        for method in ["GET", "PUT", "PATCH", "DELETE"] {
+            // Even an anonymous caller learns the route's methods, as from API Gateway.
+            let response = api.send(request(method, &concrete).json(json!({}))).await;
+            response.assert_problem(405, "method_not_allowed");
+            assert_eq!(response.header("allow"), Some("POST"), "{method} {path}");
+            assert!(response.header("x-correlation-id").is_some(), "{method} {path}");
+        }
+    }
+    api.send(request("GET", "/nowhere")).await.assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn an_account_id_that_is_not_even_utf8_is_a_400_problem() {
+    let api = Api::memory();
+    for path in ["/accounts/%FF/deposits", "/accounts/%C0%80/close"] {
+        api.send(post(path).by("alice").key("k").json(json!({"amount": 1}))).await.assert_problem(400, "validation_failed");
     }
 }
 

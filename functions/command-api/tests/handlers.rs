@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use command_api::CommandSettings;
+use command_api::metrics::with_metrics;
+use ledgerline_shared::metrics::{MemorySink, MetricsWriter};
 use ledgerline_shared::event_store::{
     AppendBatch, AppendOutcome, CommandRead, CommandState, EventStore, HeadQuery, InMemoryEventStore, LockedStreams, OutboxMessage,
     RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead,
@@ -322,6 +324,43 @@ async fn closing_needs_a_zero_balance_and_a_closed_account_takes_nothing() {
     api.send(post(&format!("/accounts/{account}/close")).by("alice").json(json!({"now": true})))
         .await
         .assert_problem(400, "validation_failed");
+}
+
+#[tokio::test]
+async fn an_owner_opens_up_to_the_limit_and_closing_one_frees_a_place() {
+    let api = Api::with_open_account_limit(Arc::new(InMemoryEventStore::new(StoreSettings::default())), 2);
+    let open = |key: &str| post("/accounts").by("alice").key(key).json(json!({"currency": "EUR"}));
+    let first = api.send(open("a-1")).await;
+    api.send(open("a-2")).await;
+    let refused = api.send(open("a-3")).await;
+    refused.assert_problem(409, "account_limit_reached");
+    assert!(refused.body["detail"].as_str().unwrap().contains("maximum of 2"), "{}", refused.body);
+    // A replay of an answered open is still its first answer; others are not limited by alice.
+    assert_eq!(api.send(open("a-1")).await.raw, first.raw);
+    api.open("bob", "EUR").await;
+    // The refusal was not stored: once alice closes one, the same key opens.
+    let closed = api.send(post(&format!("/accounts/{}/close", first.id("account_id"))).by("alice")).await;
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    assert_eq!(api.send(open("a-3")).await.status, 201);
+    api.send(open("a-4")).await.assert_problem(409, "account_limit_reached");
+}
+
+// ---- metrics ----
+
+#[tokio::test]
+async fn every_request_writes_one_metrics_line_in_the_one_scheme() {
+    let sink = Arc::new(MemorySink::default());
+    let mut api = Api::memory();
+    api.router = with_metrics(api.router, MetricsWriter::new(command_api::metrics::FUNCTION, sink.clone()));
+    let account = api.open("alice", "EUR").await;
+    api.send(post(&format!("/accounts/{account}/deposits")).by("alice").json(json!({"amount": 5}))).await.assert_problem(400, "validation_failed");
+    api.send(post("/accounts").json(json!({"currency": "EUR"}))).await.assert_problem(401, "unauthorized");
+    let lines = sink.lines();
+    lines.iter().for_each(ledgerline_shared::metrics::assert_emf);
+    let seen: Vec<(&str, u64, f64)> =
+        lines.iter().map(|l| (l["Route"].as_str().unwrap(), l["Status"].as_u64().unwrap(), l["Refused"].as_f64().unwrap())).collect();
+    assert_eq!(seen, vec![("/accounts", 201, 0.0), ("/accounts/{id}/deposits", 400, 1.0), ("/accounts", 401, 1.0)]);
+    assert!(lines.iter().all(|l| l["Function"] == "command-api" && l["Requests"] == 1.0 && l["Errors"] == 0.0));
 }
 
 // ---- idempotency ----

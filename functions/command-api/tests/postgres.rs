@@ -47,6 +47,28 @@ async fn the_whole_account_lifecycle_over_api_gateway_events() {
 }
 
 #[tokio::test]
+async fn racing_opens_by_one_owner_never_pass_the_limit() {
+    const MAX_OPEN: u32 = 3;
+    let api = Arc::new(Api::with_open_account_limit(Api::postgres_store().await, MAX_OPEN));
+    let owner = user();
+    let opens: Vec<_> = (0..16)
+        .map(|_| {
+            let (api, owner) = (api.clone(), owner.clone());
+            tokio::spawn(async move { api.send(post("/accounts").by(&owner).key(&fresh_key()).json(json!({"currency": "EUR"}))).await })
+        })
+        .collect();
+    let mut opened = 0;
+    for open in opens {
+        let response = open.await.unwrap();
+        match response.status {
+            201 => opened += 1,
+            _ => response.assert_problem(409, "account_limit_reached"),
+        }
+    }
+    assert_eq!(opened, MAX_OPEN);
+}
+
+#[tokio::test]
 async fn without_authorizer_claims_nothing_is_written() {
     let api = Api::postgres().await;
     let response = api.send(post("/accounts").json(json!({"currency": "EUR"}))).await;

@@ -109,6 +109,7 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
                 streams: vec![StreamAppend { stream_id: accounts[a], expected_version: versions[a], events, snapshot: None }],
                 metadata: EventMetadata::now("bench", Uuid::now_v7(), "bench"),
                 idempotency: None,
+                open_limit: None,
             })
             .await
             .unwrap();
@@ -171,7 +172,7 @@ async fn freshness(brokers: &str, count: usize) {
     let warm_up = NewEvent { event_id: Uuid::now_v7(), event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; PAYLOAD] };
     let warm_up_stream = StreamAppend { stream_id: Uuid::new_v4(), expected_version: 0, events: vec![warm_up], snapshot: None };
     let metadata = EventMetadata::now("bench", Uuid::now_v7(), "bench");
-    store.append(AppendBatch { streams: vec![warm_up_stream], metadata, idempotency: None }).await.unwrap();
+    store.append(AppendBatch { streams: vec![warm_up_stream], metadata, idempotency: None, open_limit: None }).await.unwrap();
     while client.query_one("SELECT count(*) FROM outbox WHERE status = 'pending'", &[]).await.unwrap().get::<_, i64>(0) > 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -187,6 +188,7 @@ async fn freshness(brokers: &str, count: usize) {
                 streams: vec![StreamAppend { stream_id: accounts[a], expected_version: versions[a], events: vec![event], snapshot: None }],
                 metadata: EventMetadata::now("bench", Uuid::now_v7(), "bench"),
                 idempotency: None,
+                open_limit: None,
             })
             .await
             .unwrap();

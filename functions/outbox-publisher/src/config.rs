@@ -9,26 +9,10 @@
 
 use std::time::Duration;
 
-use thiserror::Error;
-
-use crate::publish::PublishSettings;
+use ledgerline_shared::config::{ConfigError, Env, KAFKA_RESERVED, defaults};
 use ledgerline_shared::resilience::Backoff;
 
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("environment variable {name}={value:?} is invalid: {reason}")]
-pub struct ConfigError {
-    pub name: String,
-    pub value: String,
-    pub reason: String,
-}
-
-pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
-pub const DEFAULT_EVENTS_TOPIC: &str = "ledgerline.account-events";
-pub const DEFAULT_DLQ_TOPIC: &str = "ledgerline.account-events.dlq";
-
-/// Properties the publisher sets itself: overriding them would break the
-/// delivery guarantee (or the per-account order).
-const RESERVED: &[&str] = &["enable.idempotence", "acks", "bootstrap.servers", "max.in.flight.requests.per.connection", "retries"];
+use crate::publish::PublishSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
@@ -54,51 +38,33 @@ pub struct PublisherConfig {
 
 impl PublisherConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+        Self::read(&Env::process())
     }
 
-    /// Reads the settings from `vars` (the environment, or a test's list).
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
-        let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned());
-        let number = |name: &str, default: u64, valid: &dyn Fn(u64) -> bool| -> Result<u64, ConfigError> {
-            let Some(raw) = get(name) else { return Ok(default) };
-            let bad = |reason: &str| ConfigError { name: name.into(), value: raw.clone(), reason: reason.into() };
-            let value: u64 = raw.parse().map_err(|_| bad("not a number"))?;
-            if valid(value) { Ok(value) } else { Err(bad("out of range")) }
-        };
-
-        let message_timeout =
-            Duration::from_millis(number("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, &|n| (1_000..=900_000).contains(&n))?);
-        let linger = Duration::from_millis(number("LEDGERLINE_KAFKA_LINGER_MS", 5, &|n| n <= 1_000)?);
-        let extra = ledgerline_shared::config::kafka_properties(&vars, RESERVED).map_err(|(name, value, property)| ConfigError {
-            name,
-            value,
-            reason: format!("{property} is set by the publisher"),
-        })?;
-
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let message_timeout = env.millis("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, |n| (1_000..=900_000).contains(n))?;
         let publish = PublishSettings {
-            dlq_topic: get("LEDGERLINE_DLQ_TOPIC").unwrap_or_else(|| DEFAULT_DLQ_TOPIC.into()),
-            batch_size: number("LEDGERLINE_OUTBOX_BATCH_SIZE", 500, &|n| (1..=10_000).contains(&n))? as usize,
-            max_attempts: number("LEDGERLINE_OUTBOX_MAX_ATTEMPTS", 5, &|n| (1..=1_000).contains(&n))? as u32,
+            dlq_topic: env.text_or("LEDGERLINE_DLQ_TOPIC", defaults::DLQ_TOPIC),
+            batch_size: env.number("LEDGERLINE_OUTBOX_BATCH_SIZE", 500, |n: &usize| (1..=10_000).contains(n))?,
+            max_attempts: env.number("LEDGERLINE_OUTBOX_MAX_ATTEMPTS", 5, |n: &u32| (1..=1_000).contains(n))?,
             backoff: Backoff {
-                base: Duration::from_millis(number("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", 1_000, &|n| n <= 3_600_000)?),
-                max: Duration::from_millis(number("LEDGERLINE_OUTBOX_BACKOFF_MAX_MS", 300_000, &|n| n <= 86_400_000)?),
+                base: env.millis("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", 1_000, |n| *n <= 3_600_000)?,
+                max: env.millis("LEDGERLINE_OUTBOX_BACKOFF_MAX_MS", 300_000, |n| *n <= 86_400_000)?,
             },
-            retention: Duration::from_secs(3600 * number("LEDGERLINE_OUTBOX_RETENTION_HOURS", 72, &|n| n <= 24 * 365)?),
-            deadline_margin: Duration::from_millis(number("LEDGERLINE_OUTBOX_DEADLINE_MARGIN_MS", 5_000, &|n| n <= 600_000)?),
+            retention: Duration::from_secs(3600 * env.number("LEDGERLINE_OUTBOX_RETENTION_HOURS", 72, |n: &u64| *n <= 24 * 365)?),
+            deadline_margin: env.millis("LEDGERLINE_OUTBOX_DEADLINE_MARGIN_MS", 5_000, |n| *n <= 600_000)?,
             batch_timeout: message_timeout + Duration::from_secs(5),
-            run_for: Duration::from_millis(number("LEDGERLINE_OUTBOX_RUN_FOR_MS", 0, &|n| n <= 900_000)?),
-            poll_interval: Duration::from_millis(number("LEDGERLINE_OUTBOX_POLL_MS", 20, &|n| (1..=60_000).contains(&n))?),
+            run_for: env.millis("LEDGERLINE_OUTBOX_RUN_FOR_MS", 0, |n| *n <= 900_000)?,
+            poll_interval: env.millis("LEDGERLINE_OUTBOX_POLL_MS", 20, |n| (1..=60_000).contains(n))?,
         };
         Ok(Self {
             kafka: KafkaSettings {
-                brokers: get("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|| DEFAULT_BROKERS.into()),
+                brokers: env.text_or("LEDGERLINE_KAFKA_BROKERS", defaults::KAFKA_BROKERS),
                 message_timeout,
-                linger,
-                extra,
+                linger: env.millis("LEDGERLINE_KAFKA_LINGER_MS", 5, |n| *n <= 1_000)?,
+                extra: env.kafka_properties(KAFKA_RESERVED)?,
             },
-            events_topic: get("LEDGERLINE_EVENTS_TOPIC").unwrap_or_else(|| DEFAULT_EVENTS_TOPIC.into()),
+            events_topic: env.text_or("LEDGERLINE_EVENTS_TOPIC", defaults::EVENTS_TOPIC),
             publish,
         })
     }
@@ -108,16 +74,16 @@ impl PublisherConfig {
 mod tests {
     use super::*;
 
-    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn vars(list: &[(&str, &str)]) -> Env {
+        Env::from_pairs(list.iter().copied())
     }
 
     #[test]
     fn defaults_work_on_a_developer_machine() {
-        let config = PublisherConfig::from_vars(vars(&[])).unwrap();
-        assert_eq!(config.kafka.brokers, DEFAULT_BROKERS);
-        assert_eq!(config.events_topic, DEFAULT_EVENTS_TOPIC);
-        assert_eq!(config.publish.dlq_topic, DEFAULT_DLQ_TOPIC);
+        let config = PublisherConfig::read(&vars(&[])).unwrap();
+        assert_eq!(config.kafka.brokers, defaults::KAFKA_BROKERS);
+        assert_eq!(config.events_topic, defaults::EVENTS_TOPIC);
+        assert_eq!(config.publish.dlq_topic, defaults::DLQ_TOPIC);
         assert_eq!(config.publish.batch_size, 500);
         assert_eq!(config.publish.retention, Duration::from_secs(72 * 3600));
         assert!(config.kafka.extra.is_empty());
@@ -125,7 +91,7 @@ mod tests {
 
     #[test]
     fn security_settings_pass_through_and_guarantees_cannot_be_overridden() {
-        let config = PublisherConfig::from_vars(vars(&[
+        let config = PublisherConfig::read(&vars(&[
             ("LEDGERLINE_KAFKA_BROKERS", "b-1:9096,b-2:9096"),
             ("LEDGERLINE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
             ("LEDGERLINE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
@@ -145,11 +111,11 @@ mod tests {
         );
         assert_eq!(config.publish.batch_size, 100);
 
-        let refused = PublisherConfig::from_vars(vars(&[("LEDGERLINE_KAFKA_ACKS", "1")])).unwrap_err();
+        let refused = PublisherConfig::read(&vars(&[("LEDGERLINE_KAFKA_ACKS", "1")])).unwrap_err();
         assert_eq!(refused.name, "LEDGERLINE_KAFKA_ACKS");
-        let refused = PublisherConfig::from_vars(vars(&[("LEDGERLINE_KAFKA_ENABLE_IDEMPOTENCE", "false")])).unwrap_err();
+        let refused = PublisherConfig::read(&vars(&[("LEDGERLINE_KAFKA_ENABLE_IDEMPOTENCE", "false")])).unwrap_err();
         assert!(refused.reason.contains("enable.idempotence"));
-        let bad = PublisherConfig::from_vars(vars(&[("LEDGERLINE_OUTBOX_BATCH_SIZE", "0")])).unwrap_err();
+        let bad = PublisherConfig::read(&vars(&[("LEDGERLINE_OUTBOX_BATCH_SIZE", "0")])).unwrap_err();
         assert_eq!(bad.reason, "out of range");
     }
 }

@@ -10,6 +10,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use ledgerline_shared::deadline::deadline_from;
 use ledgerline_shared::event_store::StoreError;
+use ledgerline_shared::metrics::MetricsWriter;
 use thiserror::Error;
 
 use crate::publish::{Publisher, Summary};
@@ -45,16 +46,7 @@ pub async fn handle<K: RecordSink>(publisher: &Publisher<K>, event: LambdaEvent<
     // missing data is "nothing happened", and a terminal stays quiet.
     let idle = summary.published + summary.failed + summary.dead_lettered + summary.pruned + summary.remaining == 0;
     if !idle {
-        ledgerline_shared::telemetry::emit_function_metrics(
-            "outbox-publisher",
-            &[
-                ("RowsPublished", summary.published as f64),
-                ("RowsFailed", summary.failed as f64),
-                ("RowsDeadLettered", summary.dead_lettered as f64),
-                ("RowsPending", summary.remaining as f64),
-                ("RowsPruned", summary.pruned as f64),
-            ],
-        );
+        MetricsWriter::stdout("outbox-publisher").counts(&summary);
     }
     // An idle run (nothing due) is routine: debug, so a terminal stays quiet.
     if summary.published + summary.failed + summary.dead_lettered + summary.pruned > 0 {

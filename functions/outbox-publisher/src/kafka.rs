@@ -6,22 +6,19 @@
 //! requests in flight with sequence numbers, so retries neither duplicate
 //! nor reorder records of a partition) and `acks=all` stated explicitly.
 //!
-//! Built once per Lambda container. librdkafka can hit a fatal error (the
-//! idempotent producer's state is lost, for example after the broker forgot
-//! its producer id); such a producer refuses every record, so it is replaced
+//! Built once per Lambda container, on the shared
+//! [`ReplaceableProducer`], which replaces a producer that hit a fatal error
 //! before the next record is sent.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::RwLock;
 use std::time::Duration;
 
+use ledgerline_shared::kafka::ReplaceableProducer;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use thiserror::Error;
 
 use crate::config::KafkaSettings;
@@ -52,43 +49,17 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
 }
 
 pub struct KafkaSink {
-    settings: KafkaSettings,
-    producer: RwLock<FutureProducer>,
+    producer: ReplaceableProducer,
 }
 
 impl KafkaSink {
     pub fn new(settings: KafkaSettings) -> Result<Self, KafkaSetupError> {
-        let producer = producer_config(&settings).create().map_err(KafkaSetupError::Client)?;
-        Ok(Self { settings, producer: RwLock::new(producer) })
-    }
-
-    /// The current producer, replaced first if it hit a fatal error.
-    fn producer(&self) -> Result<FutureProducer, SendError> {
-        let current = self.producer.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some((code, reason)) = current.client().fatal_error() else { return Ok(current) };
-        tracing::error!(?code, %reason, "the Kafka producer hit a fatal error; replacing it");
-        let fresh: FutureProducer =
-            producer_config(&self.settings).create().map_err(|e| SendError::transient(format!("cannot recreate the producer: {e}")))?;
-        *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-        Ok(fresh)
-    }
-
-    /// Replaces the producer with a fresh one (see [`RecordSink::reset`]).
-    fn replace_producer(&self) {
-        match producer_config(&self.settings).create::<FutureProducer>() {
-            Ok(fresh) => {
-                let old = std::mem::replace(&mut *self.producer.write().unwrap_or_else(|p| p.into_inner()), fresh);
-                // Dropping a producer purges and waits up to half a second: not on this thread.
-                std::thread::spawn(move || drop(old));
-            }
-            Err(error) => tracing::warn!(%error, "cannot recreate the Kafka producer; keeping the old one"),
-        }
+        Ok(Self { producer: ReplaceableProducer::new(producer_config(&settings)).map_err(KafkaSetupError::Client)? })
     }
 
     /// Waits up to `timeout` for records still in flight (before a shutdown or in tests).
     pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
-        let producer = self.producer.read().unwrap_or_else(|p| p.into_inner()).clone();
-        producer.flush(timeout).map_err(classify)
+        self.producer.flush(timeout).map_err(classify)
     }
 }
 
@@ -109,13 +80,7 @@ impl RecordSink for KafkaSink {
     type Delivery = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send>>;
 
     fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError> {
-        let producer = self.producer()?;
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in record.headers {
-            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
-        }
-        let future_record = FutureRecord::to(record.topic).key(record.key).payload(record.payload).headers(headers);
-        let delivery = producer.send_result(future_record).map_err(|(error, _)| classify(error))?;
+        let delivery = self.producer.enqueue(record.topic, record.key, record.payload, record.headers).map_err(classify)?;
         Ok(Box::pin(async move {
             // `delivery` does not keep the producer alive; a reset cannot cancel it.
             match delivery.await {
@@ -128,7 +93,7 @@ impl RecordSink for KafkaSink {
 
     fn reset(&self) {
         tracing::warn!("no record of the last batch was acknowledged; starting a fresh Kafka producer");
-        self.replace_producer();
+        self.producer.replace();
     }
 }
 

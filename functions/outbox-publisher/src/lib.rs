@@ -10,7 +10,8 @@
 //! - [`record`]: what a Kafka record is to us, and the [`RecordSink`] trait
 //!   the loop publishes through (rdkafka in production, fakes in unit tests).
 //! - [`kafka`]: the rdkafka producer behind that trait (idempotent, acks=all).
-//! - [`dead_letter`]: the record sent for a row that can never be published.
+//! - rows that can never be published go to the dead-letter topic as the
+//!   shared `ledgerline_shared::dead_letter::DeadLetter`.
 //! - [`publish`]: the loop itself, and the [`Summary`] it returns.
 //! - [`handler`]: the Lambda handler around the loop.
 //!
@@ -18,7 +19,6 @@
 //! failure table.
 
 pub mod config;
-pub mod dead_letter;
 pub mod handler;
 pub mod kafka;
 pub mod publish;

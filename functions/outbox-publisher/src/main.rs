@@ -16,7 +16,7 @@ use outbox_publisher::{Publisher, PublisherConfig, handler};
 async fn main() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
     let config = PublisherConfig::from_env().context("reading the publisher settings")?;
-    let database = DatabaseSettings::from_env().context("reading the database settings")?;
+    let database = DatabaseSettings::load().await.context("reading the database settings")?;
     let write = WriteSettings::from_env().context("reading the store settings")?;
     let pool = ledgerline_shared::db::pool(&database).context("building the connection pool")?;
     let store = Arc::new(PostgresEventStore::new(pool, write.store));

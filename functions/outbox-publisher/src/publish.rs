@@ -33,7 +33,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::dead_letter::DeadLetter;
+use ledgerline_shared::dead_letter::DeadLetter;
 use crate::record::{Record, RecordSink, SendError};
 use ledgerline_shared::resilience::Backoff;
 
@@ -272,8 +272,8 @@ impl<K: RecordSink> Publisher<K> {
     }
 
     async fn dead_letter(&self, row: &OutboxMessage, error: &str, by: Instant) -> Result<(), SendError> {
-        let value = DeadLetter::for_row(row, error).to_json();
-        let headers = DeadLetter::headers(row, error);
+        let letter = DeadLetter::outbox_row(row, error);
+        let (value, headers) = (letter.to_json(), letter.headers(&row.headers));
         let record = Record { topic: &self.settings.dlq_topic, key: &row.key, payload: &value, headers: &headers };
         let delivery = self.sink.enqueue(record)?;
         tokio::time::timeout_at(by, delivery)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ledgerline_shared::event_store::{EventStore, OutboxStatus};
 use ledgerline_shared::outbox::OutboxStore;
-use outbox_publisher::dead_letter::{DeadLetter, REASON_HEADER};
+use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource, REASON_HEADER, SOURCE_HEADER};
 use outbox_publisher::publish::Stop;
 use outbox_publisher::{Record, RecordSink};
 use support::*;
@@ -270,8 +270,10 @@ async fn a_poison_row_goes_to_the_dead_letter_topic_and_other_accounts_flow() {
     assert_eq!(dead[0].key, poisoned.to_string());
     assert_eq!(dead[0].headers["event_id"], poison_id.to_string());
     assert!(dead[0].headers.contains_key(REASON_HEADER));
-    let letter: DeadLetter = serde_json::from_slice(&dead[0].value).unwrap();
-    assert_eq!((letter.event_id, letter.stream_version, letter.payload_bytes > 1_200_000), (poison_id, 2, true));
+    assert_eq!(dead[0].headers[SOURCE_HEADER], "outbox_row");
+    let letter = DeadLetter::from_json(&dead[0].value).unwrap();
+    let DeadLetterSource::OutboxRow { event_id, stream_version, payload_bytes, .. } = letter.source else { panic!("{letter:?}") };
+    assert_eq!((event_id, stream_version, payload_bytes > 1_200_000), (poison_id, 2, true));
 
     let by_account = versions_by_account(&read_topic(&brokers, &topic).await);
     assert_eq!(by_account[&poisoned.to_string()], vec![1, 3], "the dead row is skipped, after it was dead-lettered");

@@ -12,7 +12,6 @@ use ledgerline_shared::event_store::{
 };
 use ledgerline_shared::outbox::OutboxStore;
 use ledgerline_shared::resilience::Backoff;
-use outbox_publisher::dead_letter::DeadLetter;
 use outbox_publisher::publish::Stop;
 use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink, SendError};
 use tokio::time::Instant;
@@ -69,6 +68,7 @@ async fn append(store: &InMemoryEventStore, account: Uuid, sizes: &[usize]) {
             streams: vec![StreamAppend { stream_id: account, expected_version: version, events, snapshot: None }],
             metadata: EventMetadata::now("corr", Uuid::now_v7(), "test"),
             idempotency: None,
+            open_limit: None,
         })
         .await
         .unwrap();
@@ -132,7 +132,6 @@ async fn a_row_that_can_never_be_sent_is_dead_lettered_after_max_attempts_withou
     assert!(rows[1].last_error.as_deref().unwrap().contains("too large"));
     let dead: Vec<_> = log.lock().unwrap().iter().filter(|(topic, ..)| topic == "dlq").cloned().collect();
     assert_eq!(dead, vec![("dlq".to_string(), a.to_string(), 0, true)]);
-    let _ = DeadLetter::for_row(&rows[1], "x"); // the pointer type is public for consumers
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
-//! Where poison records go: a dead-letter Kafka topic, with the error.
+//! Where poison records go: the dead-letter topic, as the shared
+//! [`DeadLetter`] (source `kafka_record`), through the shared producer
+//! ([`ReplaceableProducer`], which replaces itself after a fatal error).
 //!
 //! A poison record is skipped so it never blocks its partition, but it is
 //! never dropped silently: if the dead-letter topic cannot take it, the
@@ -8,23 +10,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::{Deserialize, Serialize};
+use ledgerline_shared::kafka::ReplaceableProducer;
 use thiserror::Error;
 
-/// The dead-letter record's value (JSON): where the record came from, why
-/// it was refused, and its original value as Lambda delivered it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub source_topic: String,
-    pub partition: i64,
-    pub offset: i64,
-    pub key: Option<String>,
-    /// The value as Lambda delivered it (base64), untouched.
-    pub value: Option<String>,
-    pub error: String,
-}
+pub use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource};
 
 #[derive(Debug, Error)]
 #[error("the dead-letter topic did not take the record: {0}")]
@@ -37,13 +26,13 @@ pub trait DeadLetterSink: Send + Sync {
 
 /// The Kafka dead-letter topic.
 pub struct KafkaDeadLetters {
-    producer: FutureProducer,
+    producer: ReplaceableProducer,
     topic: String,
     timeout: Duration,
 }
 
 impl KafkaDeadLetters {
-    pub fn new(producer: FutureProducer, topic: impl Into<String>, timeout: Duration) -> Self {
+    pub fn new(producer: ReplaceableProducer, topic: impl Into<String>, timeout: Duration) -> Self {
         Self { producer, topic: topic.into(), timeout }
     }
 }
@@ -51,14 +40,19 @@ impl KafkaDeadLetters {
 #[async_trait]
 impl DeadLetterSink for KafkaDeadLetters {
     async fn send(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        let value = serde_json::to_vec(letter).expect("a dead letter serializes");
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "dead_letter_reason", value: Some(letter.error.as_str()) })
-            .insert(Header { key: "source_topic", value: Some(letter.source_topic.as_str()) });
+        let failed = |reason: String| DeadLetterError(reason);
         // Same key as the original (the account id), so it lands beside its siblings.
-        let key = letter.key.clone().unwrap_or_default();
-        let record = FutureRecord::to(&self.topic).key(&key).payload(&value).headers(headers);
-        self.producer.send(record, self.timeout).await.map(|_| ()).map_err(|(error, _)| DeadLetterError(error.to_string()))
+        let key = match &letter.source {
+            DeadLetterSource::KafkaRecord { key, .. } => key.clone().unwrap_or_default(),
+            DeadLetterSource::OutboxRow { stream_id, .. } => stream_id.to_string(),
+        };
+        let delivery = self.producer.enqueue(&self.topic, &key, &letter.to_json(), &letter.headers(&[])).map_err(|e| failed(e.to_string()))?;
+        match tokio::time::timeout(self.timeout, delivery).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err((error, _)))) => Err(failed(error.to_string())),
+            Ok(Err(_canceled)) => Err(failed("the producer was dropped before the broker answered".into())),
+            Err(_) => Err(failed(format!("no acknowledgement within {:?}", self.timeout))),
+        }
     }
 }
 

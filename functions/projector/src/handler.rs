@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use lambda_runtime::LambdaEvent;
+use ledgerline_shared::metrics::MetricsWriter;
 
 use crate::{KafkaBatchResponse, Projector};
 
@@ -12,16 +13,6 @@ use crate::{KafkaBatchResponse, Projector};
 /// are listed in the response, as Lambda's `ReportBatchItemFailures` wants).
 pub async fn handle(projector: &Projector, event: LambdaEvent<KafkaEvent>) -> Result<KafkaBatchResponse, Infallible> {
     let (response, summary) = projector.handle(event.payload).await;
-    ledgerline_shared::telemetry::emit_function_metrics(
-        "projector",
-        &[
-            ("EventsApplied", summary.applied as f64),
-            ("EventsDuplicate", summary.duplicates as f64),
-            ("GapEventsFilled", summary.gap_events_filled as f64),
-            ("RecordsDeadLettered", summary.dead_lettered as f64),
-            ("RecordsFailed", summary.failed as f64),
-            ("CacheErrors", summary.cache_errors as f64),
-        ],
-    );
+    MetricsWriter::stdout("projector").counts(&summary);
     Ok(response)
 }

@@ -39,7 +39,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::batch::KafkaBatchResponse;
-use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterSource};
 use crate::decode::{decode, partition_name};
 
 /// What one batch did, for logs and metrics.
@@ -167,12 +167,14 @@ impl Projector {
             }
             Err(reason) => {
                 let letter = DeadLetter {
-                    source_topic: record.topic.clone().unwrap_or_default(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    key: record.key.clone(),
-                    value: record.value.clone(),
                     error: reason.to_string(),
+                    source: DeadLetterSource::KafkaRecord {
+                        source_topic: record.topic.clone().unwrap_or_default(),
+                        partition: record.partition,
+                        offset: record.offset,
+                        key: record.key.clone(),
+                        value: record.value.clone(),
+                    },
                 };
                 self.dead_letters.send(&letter).await.map_err(|e| RecordError::DeadLetter(e.to_string()))?;
                 tracing::warn!(partition = %partition_name(record), offset = record.offset, %reason, "poison record sent to the dead-letter topic");

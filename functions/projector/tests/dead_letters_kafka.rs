@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use projector::dead_letter::{DeadLetter, DeadLetterSink, KafkaDeadLetters};
+use ledgerline_shared::config::Env;
+use ledgerline_shared::kafka::ReplaceableProducer;
+use projector::dead_letter::{DeadLetter, DeadLetterSink, DeadLetterSource, KafkaDeadLetters};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureProducer;
 
 fn brokers() -> String {
     std::env::var("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -23,18 +24,18 @@ async fn a_dead_letter_lands_in_the_topic_with_its_reason_and_original_value() {
     let created = admin.create_topics(&[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &options).await.unwrap();
     assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 
-    let producer: FutureProducer = projector::config::ProjectorConfig::from_vars([("LEDGERLINE_KAFKA_BROKERS".to_string(), brokers())])
-        .producer_config()
-        .create()
-        .unwrap();
+    let config = projector::config::ProjectorConfig::read(&Env::from_pairs([("LEDGERLINE_KAFKA_BROKERS", brokers())])).unwrap();
+    let producer = ReplaceableProducer::new(config.producer_config()).unwrap();
     let sink = KafkaDeadLetters::new(producer, topic.clone(), Duration::from_secs(10));
     let letter = DeadLetter {
-        source_topic: "ledgerline.account-events".into(),
-        partition: 2,
-        offset: 77,
-        key: Some("account-key".into()),
-        value: Some("bm90IGFuIGVudmVsb3Bl".into()),
         error: "the value is not an event envelope".into(),
+        source: DeadLetterSource::KafkaRecord {
+            source_topic: "ledgerline.account-events".into(),
+            partition: 2,
+            offset: 77,
+            key: Some("account-key".into()),
+            value: Some("bm90IGFuIGVudmVsb3Bl".into()),
+        },
     };
     sink.send(&letter).await.unwrap();
 
@@ -53,7 +54,7 @@ async fn a_dead_letter_lands_in_the_topic_with_its_reason_and_original_value() {
             break result.unwrap().detach();
         }
     };
-    let received: DeadLetter = serde_json::from_slice(message.payload().unwrap()).unwrap();
+    let received = DeadLetter::from_json(message.payload().unwrap()).unwrap();
     assert_eq!(received, letter);
     assert_eq!(message.key(), Some(&b"account-key"[..]));
     let reason = message.headers().unwrap().iter().find(|h| h.key == "dead_letter_reason").and_then(|h| h.value).unwrap();

@@ -8,7 +8,8 @@
 //! JSON, or problem+json. Every request leaves one EMF metrics line
 //! ([`metrics`]).
 //!
-//! Routes: see [`routes::ROUTES`], `docs/QUERY_API.md` and `docs/query-openapi.json`.
+//! Routes: see [`routes::ROUTES`], `docs/QUERY_API.md` and `docs/openapi.json`
+//! (the operations tagged `query-api`).
 
 pub mod config;
 pub mod cursor;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use ledgerline_shared::cache::{AccountCache, CacheSettings};
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, client_from_env};
 use ledgerline_shared::read_model::tables::TableNames;
@@ -15,10 +16,13 @@ use query_api::{AppState, QuerySettings, router};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
-    let settings = QuerySettings::from_env();
+    let mut settings = QuerySettings::from_env().context("reading the query API's settings")?;
+    if let Some(secret) = ledgerline_shared::secrets::CURSOR_SECRET.load().await.context("fetching the cursor secret")? {
+        settings.cursor_secret = secret.into_bytes();
+    }
     let client = client_from_env(settings.dynamodb_breaker.call_timeout).await;
     let source = Arc::new(DynamoReadModel::new(client, TableNames::from_env()));
-    let redis = match AccountCache::new(CacheSettings::from_env()) {
+    let redis = match AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?) {
         Ok(cache) => Some(Arc::new(cache)),
         Err(error) => {
             tracing::error!(%error, "REDIS_URL is unusable: serving without the Redis cache");

@@ -1,63 +1,24 @@
-//! Metrics as CloudWatch Embedded Metric Format (EMF) lines on stdout.
-//!
-//! Lambda sends stdout to CloudWatch Logs, which turns every JSON line with
-//! an `_aws.CloudWatchMetrics` block into metrics: no API call, no agent.
-//! Namespace `Ledgerline/QueryApi`, dimension `Service`:
+//! The query API's metrics, through the one writer
+//! (`ledgerline_shared::metrics`: namespace `Ledgerline`, dimension
+//! `Function=query-api`):
 //!
 //! - one line per request: `Latency` (ms), `Requests`, `L1Hit`, `L1Miss`,
 //!   `L2Hit`, `L2Miss`, `L2Error`, `SourceRead`, `Shed` (counts), with the
 //!   route and status as properties (searchable in Logs Insights);
 //! - one line per breaker state change: `BreakerOpened`, `BreakerHalfOpened`
-//!   or `BreakerClosed` with dimensions `Service`, `Dependency`.
+//!   or `BreakerClosed`, with the extra dimension `Dependency`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use ledgerline_shared::metrics::{MemorySink, MetricsSink, NullSink, StdoutSink};
+use ledgerline_shared::metrics::{MetricsWriter, Unit};
 use ledgerline_shared::resilience::{BreakerState, Transition};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-pub const NAMESPACE: &str = "Ledgerline/QueryApi";
-pub const SERVICE: &str = "query-api";
-
-/// Where EMF lines go.
-pub trait MetricsSink: Send + Sync {
-    fn emit(&self, line: String);
-}
-
-/// Stdout: what Lambda ships to CloudWatch Logs.
-pub struct StdoutSink;
-
-impl MetricsSink for StdoutSink {
-    fn emit(&self, line: String) {
-        println!("{line}");
-    }
-}
-
-/// Keeps lines in memory (tests, benches).
-#[derive(Default)]
-pub struct MemorySink {
-    lines: Mutex<Vec<String>>,
-}
-
-impl MemorySink {
-    pub fn lines(&self) -> Vec<Value> {
-        self.lines.lock().unwrap().iter().map(|l| serde_json::from_str(l).expect("EMF lines are JSON")).collect()
-    }
-}
-
-impl MetricsSink for MemorySink {
-    fn emit(&self, line: String) {
-        self.lines.lock().unwrap().push(line);
-    }
-}
-
-/// Drops lines (benches that measure the request path alone).
-pub struct NullSink;
-
-impl MetricsSink for NullSink {
-    fn emit(&self, _line: String) {}
-}
+/// The `Function` dimension's value.
+pub const FUNCTION: &str = "query-api";
 
 /// What one request did, filled in by the cache layers as it goes.
 #[derive(Debug, Default)]
@@ -78,12 +39,12 @@ impl RequestCounters {
 
 #[derive(Clone)]
 pub struct Metrics {
-    sink: Arc<dyn MetricsSink>,
+    writer: MetricsWriter,
 }
 
 impl Metrics {
     pub fn new(sink: Arc<dyn MetricsSink>) -> Self {
-        Self { sink }
+        Self { writer: MetricsWriter::new(FUNCTION, sink) }
     }
 
     pub fn stdout() -> Self {
@@ -93,18 +54,17 @@ impl Metrics {
     pub fn request(&self, route: &str, status: u16, latency: Duration, counters: &RequestCounters, shed: bool) {
         let get = |c: &AtomicU32| f64::from(c.load(Ordering::Relaxed));
         let metrics = [
-            ("Latency", "Milliseconds", latency.as_secs_f64() * 1000.0),
-            ("Requests", "Count", 1.0),
-            ("L1Hit", "Count", get(&counters.l1_hit)),
-            ("L1Miss", "Count", get(&counters.l1_miss)),
-            ("L2Hit", "Count", get(&counters.l2_hit)),
-            ("L2Miss", "Count", get(&counters.l2_miss)),
-            ("L2Error", "Count", get(&counters.l2_error)),
-            ("SourceRead", "Count", get(&counters.source_read)),
-            ("Shed", "Count", if shed { 1.0 } else { 0.0 }),
+            ("Latency", Unit::Milliseconds, latency.as_secs_f64() * 1000.0),
+            ("Requests", Unit::Count, 1.0),
+            ("L1Hit", Unit::Count, get(&counters.l1_hit)),
+            ("L1Miss", Unit::Count, get(&counters.l1_miss)),
+            ("L2Hit", Unit::Count, get(&counters.l2_hit)),
+            ("L2Miss", Unit::Count, get(&counters.l2_miss)),
+            ("L2Error", Unit::Count, get(&counters.l2_error)),
+            ("SourceRead", Unit::Count, get(&counters.source_read)),
+            ("Shed", Unit::Count, if shed { 1.0 } else { 0.0 }),
         ];
-        let properties = [("Route", json!(route)), ("Status", json!(status))];
-        self.sink.emit(line(&[("Service", SERVICE)], &metrics, &properties, now_ms()));
+        self.writer.emit(&[], &metrics, &[("Route", json!(route)), ("Status", json!(status))]);
     }
 
     pub fn breaker(&self, transition: &Transition) {
@@ -114,68 +74,15 @@ impl Metrics {
             BreakerState::Closed => "BreakerClosed",
         };
         let properties = [("From", json!(transition.from.as_str())), ("To", json!(transition.to.as_str()))];
-        self.sink.emit(line(&[("Service", SERVICE), ("Dependency", &transition.breaker)], &[(name, "Count", 1.0)], &properties, now_ms()));
+        self.writer.emit(&[("Dependency", &transition.breaker)], &[(name, Unit::Count, 1.0)], &properties);
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// One EMF line: metrics (name, unit, value) under one dimension set.
-pub fn line(dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)], properties: &[(&str, Value)], timestamp_ms: i64) -> String {
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
-                "Metrics": metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    for (name, value) in dimensions {
-        root.insert((*name).into(), json!(value));
-    }
-    for (name, _, value) in metrics {
-        root.insert((*name).into(), json!(value));
-    }
-    for (name, value) in properties {
-        root.insert((*name).into(), value.clone());
-    }
-    Value::Object(root).to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use ledgerline_shared::metrics::assert_emf;
 
-    /// The EMF specification's rules: `_aws.Timestamp` in ms, each
-    /// directive has a namespace, dimension sets naming root keys, metrics
-    /// with a name and a unit whose values are numbers at the root.
-    pub fn assert_emf(line: &Value) {
-        let aws = &line["_aws"];
-        assert!(aws["Timestamp"].as_i64().is_some_and(|t| t > 1_600_000_000_000), "{line}");
-        let directives = aws["CloudWatchMetrics"].as_array().expect("directives");
-        assert_eq!(directives.len(), 1);
-        for directive in directives {
-            assert_eq!(directive["Namespace"], NAMESPACE);
-            for set in directive["Dimensions"].as_array().unwrap() {
-                let set = set.as_array().unwrap();
-                assert!(!set.is_empty() && set.len() <= 30);
-                for name in set {
-                    assert!(line[name.as_str().unwrap()].is_string(), "dimension {name} is a string at the root");
-                }
-            }
-            for metric in directive["Metrics"].as_array().unwrap() {
-                let name = metric["Name"].as_str().unwrap();
-                assert!(["Count", "Milliseconds"].contains(&metric["Unit"].as_str().unwrap()));
-                assert!(line[name].is_number(), "metric {name} has a number at the root");
-            }
-        }
-    }
+    use super::*;
 
     #[test]
     fn request_and_breaker_lines_have_the_emf_shape() {
@@ -194,7 +101,7 @@ mod tests {
             (Some(1.0), Some(1.0), Some(0.0))
         );
         assert_eq!(lines[0]["Latency"].as_f64(), Some(1.5));
-        assert_eq!(lines[0]["Route"], "/accounts/{id}");
+        assert_eq!((lines[0]["Function"].as_str(), lines[0]["Route"].as_str()), (Some(FUNCTION), Some("/accounts/{id}")));
         assert_eq!((lines[1]["Dependency"].as_str(), lines[1]["BreakerOpened"].as_f64()), (Some("redis"), Some(1.0)));
     }
 }

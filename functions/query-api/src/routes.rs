@@ -27,8 +27,9 @@ use crate::metrics::RequestCounters;
 use crate::reader::{Layer, ReadError};
 use crate::state::AppState;
 
-/// Every route this API serves, as (method, path template). The OpenAPI
-/// document `docs/query-openapi.json` is checked against this list by a test.
+/// Every route this API serves, as (method, path template). The operations
+/// tagged `query-api` in `docs/openapi.json` are checked against this list
+/// by a test.
 pub const ROUTES: &[(&str, &str)] = &[("GET", "/accounts"), ("GET", "/accounts/{id}"), ("GET", "/accounts/{id}/transactions")];
 
 /// The response header naming the layer that answered (`l1`, `l2`, `dynamodb`).
@@ -228,7 +229,9 @@ async fn list_accounts(
     check_params(&params, &["owner_id", "limit", "cursor"])?;
     let owner = match params.get("owner_id") {
         None => caller.id.clone(),
-        Some(owner) if owner.is_empty() || owner.len() > 255 => return Err(ApiError::validation("owner_id must be 1 to 255 characters")),
+        Some(owner) if owner.is_empty() || owner.chars().count() > 255 => {
+            return Err(ApiError::validation("owner_id must be 1 to 255 characters"));
+        }
         Some(owner) if caller.may_act_for(owner) => owner.clone(),
         Some(_) => return Err(ApiError::forbidden("only administrators may list another owner's accounts")),
     };

@@ -1,6 +1,10 @@
-//! The published contract: docs/query-openapi.json matches the router,
+//! The published contract: the query API's operations in docs/openapi.json
+//! (the one document for the whole HTTP API, tag `query-api`) match the
+//! router, undeclared methods are 405 problems with `Allow`,
 //! docs/QUERY_API.md names every setting, and every sample in
-//! events/query-api/ parses as an API Gateway v2 event and routes.
+//! events/query-api/ parses as an API Gateway v2 event and routes. Every
+//! documented response is validated against its schema in tests/tests/openapi/
+//! (ledgerline-tests).
 
 mod support;
 
@@ -23,13 +27,13 @@ fn read(path: &str) -> String {
 }
 
 fn openapi() -> Value {
-    serde_json::from_str(&read("docs/query-openapi.json")).unwrap()
+    serde_json::from_str(&read("docs/openapi.json")).unwrap()
 }
 
 #[test]
 fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
     let spec = openapi();
-    let documented = ledgerline_tests::gateway_event::documented_routes(&spec);
+    let documented = ledgerline_tests::gateway_event::documented_routes_of(&spec, "query-api");
     let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(documented, served);
     for (_, path) in ROUTES {
@@ -66,6 +70,22 @@ async fn every_documented_route_is_served() {
         // No claims: a served route answers 401, an unknown one 404.
         api.send(request(method, &concrete)).await.assert_problem(401, "unauthorized");
     }
+}
+
+#[tokio::test]
+async fn undeclared_methods_on_served_paths_are_405_problems_with_allow() {
+    let api = Api::new(Arc::new(InMemoryReadModel::default()), None, &settings());
+    for (_, path) in ROUTES {
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            let response = api.send(request(method, &concrete)).await;
+            response.assert_problem(405, "method_not_allowed");
+            // axum serves HEAD wherever it serves GET.
+            assert_eq!(response.header("allow"), Some("GET,HEAD"), "{method} {path}");
+            assert!(response.header("x-correlation-id").is_some(), "{method} {path}");
+        }
+    }
+    api.send(request("GET", "/nowhere")).await.assert_problem(404, "not_found");
 }
 
 const PLACEHOLDER: &str = "0b7e2f3a-5c1d-4e8f-9a6b-2d3c4e5f6a7b";

@@ -278,8 +278,9 @@ async fn every_request_leaves_one_emf_line_with_its_route_template() {
     assert_eq!(routes, vec![("/accounts/{id}", 200), ("/accounts/{id}/transactions", 200), ("/accounts", 200), ("/accounts/{id}", 401)]);
     for line in &lines {
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(directive["Namespace"], "Ledgerline/QueryApi");
-        assert_eq!(directive["Dimensions"], serde_json::json!([["Service"]]));
+        ledgerline_shared::metrics::assert_emf(line);
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Function"]]));
+        assert_eq!(line["Function"], "query-api");
         assert!(line["_aws"]["Timestamp"].is_i64());
         for metric in directive["Metrics"].as_array().unwrap() {
             assert!(line[metric["Name"].as_str().unwrap()].is_number(), "{line}");

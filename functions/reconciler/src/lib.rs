@@ -14,6 +14,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use ledgerline_shared::deadline::deadline_from;
 use ledgerline_shared::event_store::EventStore;
+use ledgerline_shared::metrics::MetricsWriter;
 use ledgerline_shared::reconcile::{PassReport, ReconcileError, Reconciler};
 use serde::Serialize;
 use thiserror::Error;
@@ -56,22 +57,19 @@ pub struct RunReport {
     pub purge_error: Option<String>,
 }
 
+/// The run's metrics: the report's counts, and whether the pass or the
+/// purge failed (1 or 0, to alarm on).
+#[derive(Serialize)]
+struct RunMetrics<'a> {
+    #[serde(flatten)]
+    report: &'a RunReport,
+    passes_failed: u8,
+    purges_failed: u8,
+}
+
 fn emit(report: &RunReport, pass_failed: bool) {
-    ledgerline_shared::telemetry::emit_function_metrics(
-        "reconciler",
-        &[
-            ("PassesFailed", f64::from(u8::from(pass_failed))),
-            ("AccountsChecked", report.pass.checked as f64),
-            ("AccountsBehind", report.pass.behind as f64),
-            ("AccountsRepaired", report.pass.repaired as f64),
-            ("AccountsFailed", report.pass.failed as f64),
-            ("EventsRepaired", report.pass.events_applied as f64),
-            ("OldestLagMs", report.pass.oldest_lag_ms as f64),
-            ("CacheErrors", report.pass.cache_errors as f64),
-            ("IdempotencyRecordsPurged", report.idempotency_records_purged as f64),
-            ("PurgesFailed", f64::from(u8::from(report.purge_error.is_some()))),
-        ],
-    );
+    let metrics = RunMetrics { report, passes_failed: pass_failed.into(), purges_failed: report.purge_error.is_some().into() };
+    MetricsWriter::stdout("reconciler").counts(&metrics);
 }
 
 pub async fn handle(

@@ -3,13 +3,12 @@
 //! scheduled invocation to [`reconciler::handle`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use ledgerline_shared::cache::{AccountCache, CacheSettings};
-use ledgerline_shared::config::{DatabaseSettings, WriteSettings};
+use ledgerline_shared::config::{DatabaseSettings, Env, WriteSettings, dynamodb_timeout};
 use ledgerline_shared::event_store::{EventStore, PostgresEventStore};
 use ledgerline_shared::read_model::dynamo::{DynamoReadModel, client_from_env};
 use ledgerline_shared::read_model::tables::TableNames;
@@ -18,13 +17,13 @@ use ledgerline_shared::reconcile::{PostgresProgress, ReconcileSettings, Reconcil
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
-    let database = DatabaseSettings::from_env().context("reading the database settings")?;
+    let database = DatabaseSettings::load().await.context("reading the database settings")?;
     let write = WriteSettings::from_env().context("reading the store settings")?;
     let settings = ReconcileSettings::from_env().context("reading the reconcile settings")?;
     let pool = ledgerline_shared::db::pool(&database).context("building the connection pool")?;
     let event_store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::new(pool.clone(), write.store));
-    let read_model = Arc::new(DynamoReadModel::new(client_from_env(Duration::from_secs(3)).await, TableNames::from_env()));
-    let cache = Arc::new(AccountCache::new(CacheSettings::from_env()).context("REDIS_URL")?);
+    let read_model = Arc::new(DynamoReadModel::new(client_from_env(dynamodb_timeout(&Env::process()).context("reading the DynamoDB settings")?).await, TableNames::from_env()));
+    let cache = Arc::new(AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?).context("REDIS_URL")?);
     let reconciler = Reconciler {
         event_store: event_store.clone(),
         read_model,

@@ -84,6 +84,7 @@ async fn an_account_that_cannot_be_repaired_is_reported_and_the_others_still_are
             streams: vec![StreamAppend { stream_id: broken, expected_version: 0, events: vec![garbage], snapshot: None }],
             metadata: EventMetadata::now("test", Uuid::new_v4(), "rita"),
             idempotency: None,
+            open_limit: None,
         })
         .await
         .unwrap();

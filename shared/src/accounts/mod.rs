@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::domain::{Account, AccountEvent, DomainError};
 use crate::event_store::{
-    AppendBatch, AppendOutcome, CommandRead, EventMetadata, EventStore, LockedStreams, NewEvent, NewSnapshot, StoreError, StreamAppend,
-    StreamTail,
+    AppendBatch, AppendOutcome, CommandRead, EventMetadata, EventStore, LockedStreams, NewEvent, NewSnapshot, OpenStreamLimit, StoreError,
+    StreamAppend, StreamTail,
 };
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 use codec::{ACCOUNT_SNAPSHOT_SCHEMA_VERSION, CodecError, EventCodec, decode_snapshot, encode_snapshot};
@@ -63,12 +63,21 @@ pub struct AccountRepository {
     store: Arc<dyn EventStore>,
     codec: EventCodec,
     snapshot_every: u64,
+    open_limit: Option<OpenStreamLimit>,
 }
 
 impl AccountRepository {
     /// `snapshot_every` = 0 turns snapshots off.
     pub fn new(store: Arc<dyn EventStore>, snapshot_every: u64) -> Self {
-        Self { store, codec: EventCodec::current(), snapshot_every }
+        Self { store, codec: EventCodec::current(), snapshot_every, open_limit: None }
+    }
+
+    /// Refuse to open an account when its owner already has `max_open` open
+    /// ones ([`StoreError::OpenLimitReached`]); checked by the store inside
+    /// the append, so racing opens cannot pass it.
+    pub fn with_open_account_limit(mut self, max_open: u32) -> Self {
+        self.open_limit = Some(OpenStreamLimit { max_open, closing_event_type: AccountEvent::CLOSED_TYPE });
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -190,7 +199,7 @@ impl AccountRepository {
         metadata: EventMetadata,
         idempotency: Option<NewIdempotencyRecord>,
     ) -> Result<AppendOutcome, RepositoryError> {
-        Ok(self.store.append(batch(changes, metadata, idempotency)).await?)
+        Ok(self.store.append(self.batch(changes, metadata, idempotency)).await?)
     }
 
     /// The same through `lock` (from [`Self::lock_for_command`]): the
@@ -202,10 +211,11 @@ impl AccountRepository {
         metadata: EventMetadata,
         idempotency: Option<NewIdempotencyRecord>,
     ) -> Result<AppendOutcome, RepositoryError> {
-        Ok(lock.append(batch(changes, metadata, idempotency)).await?)
+        Ok(lock.append(self.batch(changes, metadata, idempotency)).await?)
     }
-}
 
-fn batch(changes: Vec<StagedChange>, metadata: EventMetadata, idempotency: Option<NewIdempotencyRecord>) -> AppendBatch {
-    AppendBatch { streams: changes.into_iter().map(|change| change.append).collect(), metadata, idempotency }
+    fn batch(&self, changes: Vec<StagedChange>, metadata: EventMetadata, idempotency: Option<NewIdempotencyRecord>) -> AppendBatch {
+        let streams = changes.into_iter().map(|change| change.append).collect();
+        AppendBatch { streams, metadata, idempotency, open_limit: self.open_limit }
+    }
 }

@@ -78,9 +78,12 @@ impl AccountEvent {
             Self::TransferReceived { .. } => "TransferReceived",
             Self::Frozen { .. } => "AccountFrozen",
             Self::Unfrozen { .. } => "AccountUnfrozen",
-            Self::Closed { .. } => "AccountClosed",
+            Self::Closed { .. } => Self::CLOSED_TYPE,
         }
     }
+
+    /// The type of the last event of a closed account.
+    pub const CLOSED_TYPE: &'static str = "AccountClosed";
 
     /// Every event type name, for decoders that reject unknown types.
     pub const EVENT_TYPES: [&'static str; 8] = [

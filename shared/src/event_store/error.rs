@@ -17,6 +17,10 @@ pub enum StoreError {
     /// The batch itself is malformed (empty, a stream twice, a bad snapshot version, ...).
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// The append would give its actor more open streams than its
+    /// [`super::OpenStreamLimit`] allows (HTTP 409 `account_limit_reached`).
+    #[error("the owner already has the maximum of {max_open} open accounts")]
+    OpenLimitReached { max_open: u32 },
     /// The idempotency key was already used by this caller for a different request.
     #[error("idempotency key {key:?} was already used with a different request")]
     IdempotencyKeyReused { key: String },

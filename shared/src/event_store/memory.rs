@@ -70,6 +70,18 @@ impl InMemoryEventStore {
 }
 
 impl Inner {
+    /// The streams `actor` created (wrote version 1 of) that have no event
+    /// of `closing_type`: the rule of `OpenStreamLimit`.
+    fn open_streams(&self, actor: &str, closing_type: &str) -> usize {
+        self.streams
+            .values()
+            .filter(|indexes| {
+                indexes.first().is_some_and(|&first| self.log[first].metadata.actor == actor)
+                    && !indexes.iter().any(|&i| self.log[i].event_type == closing_type)
+            })
+            .count()
+    }
+
     fn version(&self, stream_id: Uuid) -> u64 {
         self.streams.get(&stream_id).map_or(0, |events| events.len() as u64)
     }
@@ -138,6 +150,13 @@ impl InMemoryEventStore {
             }
             if let Some(event) = stream.events.iter().find(|e| inner.event_ids.contains(&e.event_id)) {
                 return Err(StoreError::DuplicateEventId(event.event_id));
+            }
+        }
+
+        if let Some(limit) = batch.open_limit {
+            let opening = batch.streams.iter().filter(|s| s.expected_version == 0).count();
+            if opening > 0 && inner.open_streams(&batch.metadata.actor, limit.closing_event_type) + opening > limit.max_open as usize {
+                return Err(StoreError::OpenLimitReached { max_open: limit.max_open });
             }
         }
 

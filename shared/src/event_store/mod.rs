@@ -57,6 +57,20 @@ pub struct AppendBatch {
     pub streams: Vec<StreamAppend>,
     pub metadata: EventMetadata,
     pub idempotency: Option<NewIdempotencyRecord>,
+    /// When set, an append that creates streams is refused if their actor
+    /// would then have more open streams than this allows.
+    pub open_limit: Option<OpenStreamLimit>,
+}
+
+/// A limit on how many streams one actor may have open: the per-owner limit
+/// on open accounts. A stream belongs to the actor of its first event (an
+/// account's owner opens it) and is open until it gets an event of type
+/// `closing_event_type`. Checked inside the append, under a lock per actor,
+/// so two racing creations cannot both take the last place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenStreamLimit {
+    pub max_open: u32,
+    pub closing_event_type: &'static str,
 }
 
 /// A stream's version after an append.
@@ -248,7 +262,7 @@ pub struct StoreSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        Self { events_topic: "ledgerline.account-events".into(), max_event_bytes: 64 * 1024, max_events_per_append: 100 }
+        Self { events_topic: crate::config::defaults::EVENTS_TOPIC.into(), max_event_bytes: 64 * 1024, max_events_per_append: 100 }
     }
 }
 

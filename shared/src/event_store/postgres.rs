@@ -33,12 +33,13 @@ use super::{
 };
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 
-/// Calls the append function of migration V6 (see its comments).
+/// Calls the append function of migrations V6 and V7 (see their comments).
 const APPEND_SQL: &str = "SELECT ledgerline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
+                          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)";
 /// The SQLSTATEs `ledgerline_append` raises.
 const CONFLICT_STATE: &str = "LL409";
 const MISSING_STREAM_STATE: &str = "LL404";
+const OPEN_LIMIT_STATE: &str = "LL429";
 
 /// Each asked-for stream's latest snapshot and the events after it, in one
 /// statement, so the two agree (one snapshot of the database). The
@@ -141,6 +142,10 @@ impl PostgresEventStore {
     async fn explain_append_error(&self, error: tokio_postgres::Error, batch: &AppendBatch) -> StoreError {
         if let Some(db) = error.as_db_error() {
             let detail: Vec<&str> = db.detail().unwrap_or_default().split(' ').collect();
+            if db.code().code() == OPEN_LIMIT_STATE {
+                let max_open = detail.first().and_then(|n| n.parse().ok()).unwrap_or_default();
+                return StoreError::OpenLimitReached { max_open };
+            }
             let stream_id = detail.first().and_then(|id| id.parse::<Uuid>().ok());
             match (db.code().code(), stream_id) {
                 (CONFLICT_STATE, Some(stream_id)) => {
@@ -545,6 +550,8 @@ struct AppendParams<'a> {
     snapshot_versions: Vec<i64>,
     snapshot_schemas: Vec<i16>,
     snapshot_states: Vec<&'a [u8]>,
+    open_limit: Option<i32>,
+    closing_type: Option<&'a str>,
 }
 
 impl<'a> AppendParams<'a> {
@@ -575,6 +582,8 @@ impl<'a> AppendParams<'a> {
             snapshot_versions: Vec::new(),
             snapshot_schemas: Vec::new(),
             snapshot_states: Vec::new(),
+            open_limit: batch.open_limit.map(|limit| limit.max_open.min(i32::MAX as u32) as i32),
+            closing_type: batch.open_limit.map(|limit| limit.closing_event_type),
         };
         // Streams in id order, as the function moves them in the order
         // given; events in the caller's order, which is their global order.
@@ -610,7 +619,7 @@ impl<'a> AppendParams<'a> {
         params
     }
 
-    fn as_sql(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 27] {
+    fn as_sql(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 29] {
         let EventMetadata { correlation_id, causation_id, actor, recorded_at } = self.metadata;
         [
             &self.caller_id,
@@ -640,6 +649,8 @@ impl<'a> AppendParams<'a> {
             &self.snapshot_versions,
             &self.snapshot_schemas,
             &self.snapshot_states,
+            &self.open_limit,
+            &self.closing_type,
         ]
     }
 }

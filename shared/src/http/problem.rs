@@ -112,6 +112,11 @@ impl From<StoreError> for ApiError {
             }
             StoreError::ConcurrencyConflict { .. } | StoreError::Transient(_) => Self::conflict(),
             StoreError::IdempotencyKeyReused { .. } => key_reused(),
+            StoreError::OpenLimitReached { max_open } => Self::new(
+                StatusCode::CONFLICT,
+                "account_limit_reached",
+                format!("you already have the maximum of {max_open} open accounts; close one to open another"),
+            ),
             StoreError::PayloadTooLarge { .. } | StoreError::InvalidAppend(_) => Self::validation(error.to_string()),
             other => {
                 tracing::error!(error = %other, "event store failure");

@@ -20,11 +20,14 @@ impl Default for TableNames {
 
 impl TableNames {
     pub fn from_env() -> Self {
+        Self::read(&crate::config::Env::process())
+    }
+
+    pub fn read(env: &crate::config::Env) -> Self {
         let defaults = Self::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Self {
-            accounts: var("LEDGERLINE_ACCOUNTS_TABLE").unwrap_or(defaults.accounts),
-            transactions: var("LEDGERLINE_TRANSACTIONS_TABLE").unwrap_or(defaults.transactions),
+            accounts: env.text("LEDGERLINE_ACCOUNTS_TABLE").unwrap_or(defaults.accounts),
+            transactions: env.text("LEDGERLINE_TRANSACTIONS_TABLE").unwrap_or(defaults.transactions),
         }
     }
 

@@ -12,7 +12,8 @@ use chrono::{Duration, Utc};
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::domain::{AccountCommand, Amount, Currency, OverdraftLimit, OwnerId, TransferCommand, decide, decide_transfer};
 use ledgerline_shared::event_store::{
-    AppendBatch, AppendOutcome, CommandRead, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OutboxStatus, StoreError,
+    AppendBatch, AppendOutcome, CommandRead, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OpenStreamLimit, OutboxStatus,
+    StoreError,
     StoreSettings, StreamAppend, StreamTail,
 };
 use ledgerline_shared::idempotency::{IdempotencyKey, NewIdempotencyRecord};
@@ -60,6 +61,7 @@ macro_rules! conformance_tests {
             a_released_or_dropped_lock_lets_the_next_writer_in,
             writers_that_lock_one_stream_never_conflict,
             a_locked_command_and_a_same_key_retry_do_not_deadlock,
+            racing_creations_never_pass_the_open_stream_limit,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -91,7 +93,7 @@ fn stream(stream_id: Uuid, expected_version: u64, events: Vec<NewEvent>) -> Stre
 }
 
 fn batch(streams: Vec<StreamAppend>) -> AppendBatch {
-    AppendBatch { streams, metadata: metadata(), idempotency: None }
+    AppendBatch { streams, metadata: metadata(), idempotency: None, open_limit: None }
 }
 
 fn key_record(caller: &str, key: &str, request: &str, expires_in: Duration) -> NewIdempotencyRecord {
@@ -125,7 +127,7 @@ pub async fn appended_events_read_back_in_order_with_their_metadata(factory: &dy
     let new = events(&["a", "b", "c"]);
     let meta = metadata();
     let outcome =
-        store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None }).await.unwrap();
+        store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None, open_limit: None }).await.unwrap();
     let AppendOutcome::Committed(versions) = outcome else { panic!("expected a commit") };
     assert_eq!(versions.len(), 1);
     assert_eq!((versions[0].stream_id, versions[0].version), (id, 3));
@@ -215,7 +217,7 @@ pub async fn every_event_gets_one_outbox_row_carrying_its_envelope(factory: &dyn
     let id = Uuid::new_v4();
     let new = events(&["x", "y"]);
     let meta = metadata();
-    store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None }).await.unwrap();
+    store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None, open_limit: None }).await.unwrap();
     let rows = store.outbox_for_stream(id).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows[0].id < rows[1].id, "outbox order follows stream order");
@@ -340,7 +342,7 @@ pub async fn a_refusal_is_stored_without_events(factory: &dyn Factory) {
     let caller = caller();
     let mut record = key_record(&caller, "refused", "withdraw too much", Duration::hours(1));
     record.response_status = 422;
-    let refusal = AppendBatch { streams: vec![], metadata: metadata(), idempotency: Some(record) };
+    let refusal = AppendBatch { streams: vec![], metadata: metadata(), idempotency: Some(record), open_limit: None };
     assert_eq!(store.append(refusal.clone()).await.unwrap(), AppendOutcome::Committed(vec![]));
     let AppendOutcome::Replayed(stored) = store.append(refusal).await.unwrap() else { panic!("expected a replay") };
     assert_eq!(stored.response_status, 422);
@@ -719,7 +721,7 @@ pub async fn a_command_read_brings_the_key_record_and_each_stream_from_its_snaps
     let mut first = stream(a, 0, events(&["a1", "a2"]));
     first.snapshot = Some(NewSnapshot { version: 2, schema_version: 1, state: b"state at 2".to_vec() });
     let record = key_record(&who, "k-read", "open a", Duration::hours(1));
-    store.append(AppendBatch { streams: vec![first], metadata: metadata(), idempotency: Some(record) }).await.unwrap();
+    store.append(AppendBatch { streams: vec![first], metadata: metadata(), idempotency: Some(record), open_limit: None }).await.unwrap();
     store.append(batch(vec![stream(a, 2, events(&["a3", "a4"])), stream(b, 0, events(&["b1"]))])).await.unwrap();
 
     let read = CommandRead { streams: vec![b, a, missing], idempotency: Some((who.clone(), "k-read".into())) };
@@ -829,6 +831,7 @@ pub async fn a_locked_command_and_a_same_key_retry_do_not_deadlock(factory: &dyn
         streams: vec![stream(a, 1, events(&[label]))],
         metadata: metadata(),
         idempotency: Some(key_record(&who, "k-retry", "deposit 5", Duration::hours(1))),
+        open_limit: None,
     };
     let retry = tokio::spawn({
         let (store, batch) = (store.clone(), keyed("retry"));
@@ -847,4 +850,63 @@ pub async fn a_locked_command_and_a_same_key_retry_do_not_deadlock(factory: &dyn
         "the retry: {retried:?}"
     );
     assert_eq!(payloads(&*store, a).await, vec!["open", "first"], "executed once");
+}
+
+// ---- the open-stream limit (per-owner open accounts) ----
+
+pub async fn racing_creations_never_pass_the_open_stream_limit(factory: &dyn Factory) {
+    const MAX_OPEN: u32 = 3;
+    const RACERS: usize = 12;
+    let store = default_store(factory).await;
+    let limit = Some(OpenStreamLimit { max_open: MAX_OPEN, closing_event_type: "Closed" });
+    let owner = caller();
+    let creation = |actor: &str| AppendBatch {
+        streams: vec![stream(Uuid::new_v4(), 0, events(&["open"]))],
+        metadata: EventMetadata::now("corr", Uuid::new_v4(), actor),
+        idempotency: None,
+        open_limit: limit,
+    };
+    // Someone else's streams never count against this owner.
+    store.append(creation("someone-else")).await.unwrap();
+
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (store, barrier, batch) = (store.clone(), barrier.clone(), creation(&owner));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let id = batch.streams[0].stream_id;
+                (id, store.append(batch).await)
+            })
+        })
+        .collect();
+    let mut opened = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, Ok(_)) => opened.push(id),
+            (id, Err(StoreError::OpenLimitReached { max_open })) => {
+                assert_eq!(max_open, MAX_OPEN);
+                assert_eq!(store.stream_version(id).await.unwrap(), None, "a refused creation writes nothing");
+            }
+            (_, Err(other)) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(opened.len(), MAX_OPEN as usize, "exactly the limit, however the creations race");
+
+    // Appends to open streams go on.
+    let more = AppendBatch { open_limit: limit, ..batch(vec![stream(opened[0], 1, events(&["deposit"]))]) };
+    store.append(more).await.unwrap();
+
+    // Closing one frees one place.
+    let close = AppendBatch {
+        streams: vec![stream(opened[1], 1, vec![NewEvent { event_type: "Closed".into(), ..event("close") }])],
+        metadata: EventMetadata::now("corr", Uuid::new_v4(), &owner),
+        idempotency: None,
+        open_limit: limit,
+    };
+    store.append(close).await.unwrap();
+    store.append(creation(&owner)).await.expect("a place was freed");
+    assert!(matches!(store.append(creation(&owner)).await, Err(StoreError::OpenLimitReached { .. })));
+    // Without a limit the store creates streams freely.
+    store.append(AppendBatch { open_limit: None, ..creation(&owner) }).await.unwrap();
 }

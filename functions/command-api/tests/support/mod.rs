@@ -25,11 +25,21 @@ impl Api {
         Self { router: router(state), store }
     }
 
+    /// With `LEDGERLINE_MAX_OPEN_ACCOUNTS` = `max_open`.
+    pub fn with_open_account_limit(store: Arc<dyn EventStore>, max_open: u32) -> Self {
+        let repository = AccountRepository::new(store.clone(), 10).with_open_account_limit(max_open);
+        Self { router: router(AppState::with_settings(repository, CommandSettings::default())), store }
+    }
+
     pub fn memory() -> Self {
         Self::with_store(Arc::new(InMemoryEventStore::new(StoreSettings::default())), CommandSettings::default())
     }
 
     pub async fn postgres() -> Self {
+        Self::with_store(Self::postgres_store().await, CommandSettings::default())
+    }
+
+    pub async fn postgres_store() -> Arc<dyn EventStore> {
         let pool = ledgerline_shared::db::pool(&DatabaseSettings {
             url: migrated_database_url().await,
             pool_size: 16,
@@ -37,7 +47,7 @@ impl Api {
             ca_file: None,
         })
         .unwrap();
-        Self::with_store(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), CommandSettings::default())
+        Arc::new(PostgresEventStore::new(pool, StoreSettings::default()))
     }
 
     pub async fn send(&self, request: TestRequest) -> TestResponse {
@@ -184,8 +194,7 @@ static MIGRATED: OnceCell<String> = OnceCell::const_new();
 pub async fn migrated_database_url() -> String {
     MIGRATED
         .get_or_init(|| async {
-            let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
+            let url = ledgerline_tests::services::database_url();
             ledgerline_shared::migrate::run(&url).await.unwrap_or_else(|e| panic!("cannot migrate {url}: {e}; run scripts/services.sh"));
             url
         })

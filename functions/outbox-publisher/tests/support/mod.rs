@@ -4,7 +4,6 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test";
+pub use ledgerline_tests::services::eventually;
 
 /// The broker a test talks to: `LEDGERLINE_TEST_KAFKA_BROKERS` when set,
 /// otherwise a tansu of the test's own (see [`OwnBroker`]), stopped when the
@@ -41,37 +40,24 @@ pub async fn test_broker() -> (Option<OwnBroker>, String) {
     }
 }
 
-/// A database of its own: the publisher claims every pending row of a
-/// database and takes a database-wide lock, so tests must not share one.
-pub struct FreshDatabase {
-    pub url: String,
-    name: String,
-    admin_url: String,
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach {url} ({e}); start the services with scripts/services.sh"));
-    tokio::spawn(connection);
-    client
-}
+/// A database of its own, migrated: the publisher claims every pending row
+/// of a database and takes a database-wide lock, so tests must not share one.
+pub struct FreshDatabase(ledgerline_tests::services::FreshDatabase);
 
 impl FreshDatabase {
     pub async fn create() -> Self {
-        let test_url = std::env::var("LEDGERLINE_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.into());
-        let (server, _) = test_url.rsplit_once('/').expect("a database URL ends with /name");
-        let admin_url = format!("{server}/postgres");
-        let name = format!("ledgerline_publisher_{}", Uuid::new_v4().simple());
-        connect(&admin_url).await.execute(&format!("CREATE DATABASE {name}"), &[]).await.expect("create a test database");
-        let url = format!("{server}/{name}");
-        ledgerline_shared::migrate::run(&url).await.expect("migrate the fresh database");
-        Self { url, name, admin_url }
+        let database = ledgerline_tests::services::FreshDatabase::create("publisher").await;
+        ledgerline_shared::migrate::run(&database.url).await.expect("migrate the fresh database");
+        Self(database)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0.url
     }
 
     pub fn store(&self, topic: &str, max_event_bytes: usize) -> Arc<PostgresEventStore> {
         let pool = ledgerline_shared::db::pool(&DatabaseSettings {
-            url: self.url.clone(),
+            url: self.0.url.clone(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             ca_file: None,
@@ -82,15 +68,11 @@ impl FreshDatabase {
     }
 
     pub async fn client(&self) -> tokio_postgres::Client {
-        connect(&self.url).await
+        self.0.client().await
     }
 
     pub async fn drop_database(self) {
-        connect(&self.admin_url)
-            .await
-            .execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name), &[])
-            .await
-            .expect("drop the test database");
+        self.0.drop_database().await;
     }
 }
 
@@ -143,26 +125,11 @@ pub async fn append(store: &dyn EventStore, account: Uuid, payload_sizes: &[usiz
             streams: vec![StreamAppend { stream_id: account, expected_version: version, events, snapshot: None }],
             metadata: EventMetadata::now(format!("corr-{account}"), Uuid::now_v7(), "test"),
             idempotency: None,
+            open_limit: None,
         })
         .await
         .expect("append");
     ids
-}
-
-/// Waits for `check` to return `Some`, polling, up to `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what} after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Runs the publisher until no pending row is left; returns every summary.

@@ -20,13 +20,7 @@ use uuid::Uuid;
 
 pub const TOPIC: &str = "ledgerline.account-events";
 
-pub fn dynamodb_endpoint() -> String {
-    std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
-
-pub fn database_url() -> String {
-    std::env::var("LEDGERLINE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into())
-}
+pub use ledgerline_tests::services::{database_url, dynamodb_endpoint};
 
 static MIGRATED: OnceCell<()> = OnceCell::const_new();
 
@@ -53,15 +47,9 @@ pub fn store_at(url: &str) -> Arc<PostgresEventStore> {
 
 /// A new database of its own, migrated: for tests that read the whole log.
 pub async fn fresh_database() -> String {
-    let url = database_url();
-    let server = url.rsplit_once('/').unwrap().0.to_owned();
-    let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let name = format!("ledgerline_projector_{}", Uuid::new_v4().simple());
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    let url = format!("{server}/{name}");
-    ledgerline_shared::migrate::run(&url).await.unwrap();
-    url
+    let database = ledgerline_tests::services::FreshDatabase::create("projector").await;
+    ledgerline_shared::migrate::run(&database.url).await.unwrap();
+    database.url
 }
 
 /// Read-model tables of its own.

@@ -19,9 +19,7 @@ use query_api::{AppState, QuerySettings, router};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub fn dynamodb_endpoint() -> String {
-    std::env::var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
+pub use ledgerline_tests::services::dynamodb_endpoint;
 
 pub fn redis_url() -> String {
     std::env::var("LEDGERLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -210,12 +208,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ledgerline_tests::services::eventually(what, deadline, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await
 }

@@ -1,0 +1,223 @@
+//! Cold start and memory of the Lambda binaries, measured the way Lambda
+//! runs them: each `target/lambda/<function>/bootstrap` (from
+//! scripts/build-lambdas.sh) is started against a stand-in for the Lambda
+//! Runtime API on localhost, and handed the function's sample event from
+//! `events/`.
+//!
+//! ```text
+//! scripts/build-lambdas.sh && scripts/services.sh
+//! cargo run --release -p ledgerline-tests --example cold_start
+//! ```
+//!
+//! Per function, over RUNS fresh processes: **ready** (process start to its
+//! first `GET /invocation/next`) and **first answer** (process start to the
+//! first invocation's answer, the real work included: the database, the
+//! emulated DynamoDB, Redis), p50 and max. Then one process answers
+//! LOAD_INVOCATIONS invocations back to back and its peak RSS (`VmHWM`) is
+//! read. The services are the local ones (scripts/services.sh): the first
+//! answer includes connecting to them, as a cold Lambda container does.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tokio::sync::Notify;
+
+const RUNS: usize = 15;
+const LOAD_INVOCATIONS: usize = 300;
+
+/// The stand-in Runtime API: hands out queued events, records answers.
+#[derive(Default)]
+struct Runtime {
+    events: Mutex<VecDeque<String>>,
+    /// When the process first asked for work, and each answer's arrival.
+    first_poll: Mutex<Option<Instant>>,
+    answers: Mutex<Vec<(Instant, bool)>>,
+    answered: Notify,
+    event_ready: Notify,
+}
+
+async fn next(State(runtime): State<Arc<Runtime>>) -> impl IntoResponse {
+    runtime.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+    let event = loop {
+        // Registered before the look, so a notification in between is not lost.
+        let notified = runtime.event_ready.notified();
+        if let Some(event) = runtime.events.lock().unwrap().pop_front() {
+            break event;
+        }
+        notified.await;
+    };
+    let mut headers = HeaderMap::new();
+    let id = uuid::Uuid::new_v4().to_string();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let deadline = now_ms + 60_000;
+    headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
+    headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
+    headers.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:bench"));
+    headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+    (StatusCode::OK, headers, event)
+}
+
+async fn answer(State(runtime): State<Arc<Runtime>>, UrlPath((_id, kind)): UrlPath<(String, String)>, body: String) -> StatusCode {
+    let ok = kind == "response";
+    if !ok {
+        eprintln!("  an invocation failed: {body}");
+    }
+    runtime.answers.lock().unwrap().push((Instant::now(), ok));
+    runtime.answered.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(body: String) -> StatusCode {
+    eprintln!("  init error: {body}");
+    StatusCode::ACCEPTED
+}
+
+async fn serve_runtime(runtime: Arc<Runtime>) -> SocketAddr {
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(runtime);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+struct Function {
+    name: &'static str,
+    event: &'static str,
+    env: Vec<(&'static str, String)>,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn functions() -> Vec<Function> {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let database = var("LEDGERLINE_TEST_DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test");
+    let dynamodb = var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT", "http://127.0.0.1:8000");
+    let aws = || {
+        vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.clone()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ]
+    };
+    let with_db = |mut env: Vec<(&'static str, String)>| {
+        env.push(("DATABASE_URL", database.clone()));
+        env
+    };
+    vec![
+        Function { name: "command-api", event: "events/command-api/open-account.json", env: with_db(vec![]) },
+        Function { name: "query-api", event: "events/query-api/list-accounts.json", env: aws() },
+        Function { name: "projector", event: "events/projector/kafka-batch.json", env: with_db(aws()) },
+        Function { name: "outbox-publisher", event: "events/scheduled.json", env: with_db(vec![("LEDGERLINE_OUTBOX_RUN_FOR_MS", "0".into())]) },
+        Function { name: "reconciler", event: "events/scheduled.json", env: with_db(aws()) },
+    ]
+}
+
+fn start(function: &Function, runtime: SocketAddr) -> Child {
+    let binary = repo().join("target/lambda").join(function.name).join("bootstrap");
+    assert!(binary.is_file(), "{} is missing: run scripts/build-lambdas.sh first", binary.display());
+    Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function.name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("RUST_LOG", "warn")
+        .envs(function.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the bootstrap starts")
+}
+
+/// Waits until `count` answers arrived (or 30 s).
+async fn answers(runtime: &Runtime, count: usize) -> Vec<(Instant, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let notified = runtime.answered.notified();
+        let answers = runtime.answers.lock().unwrap().clone();
+        if answers.len() >= count {
+            return answers;
+        }
+        assert!(Instant::now() < deadline, "only {} of {count} answers in 30 s", answers.len());
+        let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    println!("{:<18} {:>11} {:>11} {:>13} {:>13} {:>10} {:>13}", "function", "ready p50", "ready max", "answer p50", "answer max", "size MB", "peak RSS MiB");
+    for function in functions() {
+        let event = std::fs::read_to_string(repo().join(function.event)).expect("the sample event");
+        let mut ready = Vec::new();
+        let mut first = Vec::new();
+        for _ in 0..RUNS {
+            let runtime = Arc::new(Runtime::default());
+            runtime.events.lock().unwrap().push_back(event.clone());
+            let address = serve_runtime(runtime.clone()).await;
+            let started = Instant::now();
+            let mut child = start(&function, address);
+            let answered = answers(&runtime, 1).await;
+            assert!(answered[0].1, "{}'s first invocation failed", function.name);
+            ready.push(runtime.first_poll.lock().unwrap().expect("it polled") - started);
+            first.push(answered[0].0 - started);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        ready.sort();
+        first.sort();
+
+        // Load: one process, invocations back to back.
+        let runtime = Arc::new(Runtime::default());
+        let address = serve_runtime(runtime.clone()).await;
+        let mut child = start(&function, address);
+        for _ in 0..LOAD_INVOCATIONS {
+            runtime.events.lock().unwrap().push_back(event.clone());
+        }
+        runtime.event_ready.notify_waiters();
+        let answered = answers(&runtime, LOAD_INVOCATIONS).await;
+        let failed = answered.iter().filter(|(_, ok)| !ok).count();
+        let rss = peak_rss_kib(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let size = std::fs::metadata(repo().join("target/lambda").join(function.name).join("bootstrap")).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{:<18} {:>9.1}ms {:>9.1}ms {:>11.1}ms {:>11.1}ms {:>10.1} {:>13.1}{}",
+            function.name,
+            millis(ready[RUNS / 2]),
+            millis(ready[RUNS - 1]),
+            millis(first[RUNS / 2]),
+            millis(first[RUNS - 1]),
+            size as f64 / 1_048_576.0,
+            rss as f64 / 1024.0,
+            if failed > 0 { format!("  ({failed} of {LOAD_INVOCATIONS} invocations failed)") } else { String::new() }
+        );
+    }
+}
