@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource};
 use ledgerline_shared::outbox::OutboxStore;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource};
 
 /// The consumer group `redrive` commits under, so each letter is redriven once.
 const REDRIVE_GROUP: &str = "ledgerline-dlq-redrive";
@@ -174,7 +174,8 @@ async fn redrive(kafka: &KafkaArgs, database_url: &str) -> anyhow::Result<()> {
     })?;
     let mut resent = 0;
     for letter in &records {
-        let Some(DeadLetter { source: DeadLetterSource::KafkaRecord { source_topic, key, value: Some(value), .. }, .. }) = &letter.letter else {
+        let Some(DeadLetter { source: DeadLetterSource::KafkaRecord { source_topic, key, value: Some(value), .. }, .. }) = &letter.letter
+        else {
             continue;
         };
         let bytes = STANDARD.decode(value).unwrap_or_else(|_| value.as_bytes().to_vec());

@@ -6,10 +6,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ledgerline_shared::config::DatabaseSettings;
-use ledgerline_tests::services::FreshDatabase;
 use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource};
 use ledgerline_shared::event_store::{AppendBatch, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend};
 use ledgerline_shared::outbox::{OutboxStore, Outcome};
+use ledgerline_tests::services::FreshDatabase;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -116,12 +116,7 @@ async fn dlq_list_shows_both_kinds_of_dead_letter_and_redrive_sends_each_back_on
 
     use base64::Engine;
     let original = b"bytes the projector could not decode";
-    produce(
-        &dlq,
-        &account.to_string(),
-        &DeadLetter::outbox_row(&row, "message too large").to_json(),
-    )
-    .await;
+    produce(&dlq, &account.to_string(), &DeadLetter::outbox_row(&row, "message too large").to_json()).await;
     produce(
         &dlq,
         "poison-key",

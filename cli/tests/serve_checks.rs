@@ -44,7 +44,7 @@ fn a_service_that_is_down_is_named_with_the_script_that_starts_it() {
 fn a_bad_setting_is_refused_by_name() {
     let (ok, stderr) = serve(&[("LEDGERLINE_LAMBDA_PORT", "ninety".into())]);
     assert!(!ok);
-    assert!(stderr.contains("LEDGERLINE_LAMBDA_PORT=ninety"), "{stderr}");
+    assert!(stderr.contains(r#"LEDGERLINE_LAMBDA_PORT="ninety" is invalid: not a number"#), "{stderr}");
 }
 
 #[test]

@@ -132,7 +132,8 @@ pub const KAFKA_OWN_SETTINGS: [&str; 3] = ["BROKERS", "MESSAGE_TIMEOUT_MS", "LIN
 
 /// Properties every Ledgerline producer fixes (idempotent, acknowledged by
 /// all in-sync replicas, in order): no variable may change them.
-pub const KAFKA_RESERVED: &[&str] = &["enable.idempotence", "acks", "bootstrap.servers", "max.in.flight.requests.per.connection", "retries"];
+pub const KAFKA_RESERVED: &[&str] =
+    &["enable.idempotence", "acks", "bootstrap.servers", "max.in.flight.requests.per.connection", "retries"];
 
 /// Where PostgreSQL is and how to pool connections to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,8 +230,11 @@ impl WriteSettings {
                 max_events_per_append: defaults.max_events_per_append,
             },
             snapshot_every: env.number("LEDGERLINE_SNAPSHOT_EVERY", 50, |_: &u64| true)?,
-            idempotency_ttl: chrono::Duration::hours(env.number("LEDGERLINE_IDEMPOTENCY_TTL_HOURS", 24, |n: &i64| (1..=24 * 365).contains(n))?),
-            max_open_accounts: env.number("LEDGERLINE_MAX_OPEN_ACCOUNTS", DEFAULT_MAX_OPEN_ACCOUNTS, |n: &u32| (1..=1_000_000).contains(n))?,
+            idempotency_ttl: chrono::Duration::hours(
+                env.number("LEDGERLINE_IDEMPOTENCY_TTL_HOURS", 24, |n: &i64| (1..=24 * 365).contains(n))?,
+            ),
+            max_open_accounts: env
+                .number("LEDGERLINE_MAX_OPEN_ACCOUNTS", DEFAULT_MAX_OPEN_ACCOUNTS, |n: &u32| (1..=1_000_000).contains(n))?,
         })
     }
 }

@@ -21,8 +21,8 @@ pub mod accounts;
 #[cfg(feature = "redis")]
 pub mod cache;
 pub mod config;
-pub mod dead_letter;
 pub mod db;
+pub mod dead_letter;
 pub mod deadline;
 pub mod domain;
 pub mod event_store;

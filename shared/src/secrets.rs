@@ -59,7 +59,8 @@ pub struct SecretSetting {
 
 /// The database URL: `DATABASE_URL`, or field `url` of the secret
 /// `LEDGERLINE_DATABASE_SECRET_ARN` names.
-pub const DATABASE_URL: SecretSetting = SecretSetting { plain: "DATABASE_URL", arn: "LEDGERLINE_DATABASE_SECRET_ARN", json_key: Some("url") };
+pub const DATABASE_URL: SecretSetting =
+    SecretSetting { plain: "DATABASE_URL", arn: "LEDGERLINE_DATABASE_SECRET_ARN", json_key: Some("url") };
 
 /// The query API's cursor key: `LEDGERLINE_CURSOR_SECRET`, or the plain
 /// string secret `LEDGERLINE_CURSOR_SECRET_ARN` names.

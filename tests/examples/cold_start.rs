@@ -123,7 +123,11 @@ fn functions() -> Vec<Function> {
         Function { name: "command-api", event: "events/command-api/open-account.json", env: with_db(vec![]) },
         Function { name: "query-api", event: "events/query-api/list-accounts.json", env: aws() },
         Function { name: "projector", event: "events/projector/kafka-batch.json", env: with_db(aws()) },
-        Function { name: "outbox-publisher", event: "events/scheduled.json", env: with_db(vec![("LEDGERLINE_OUTBOX_RUN_FOR_MS", "0".into())]) },
+        Function {
+            name: "outbox-publisher",
+            event: "events/scheduled.json",
+            env: with_db(vec![("LEDGERLINE_OUTBOX_RUN_FOR_MS", "0".into())]),
+        },
         Function { name: "reconciler", event: "events/scheduled.json", env: with_db(aws()) },
     ]
 }
@@ -172,7 +176,10 @@ fn millis(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    println!("{:<18} {:>11} {:>11} {:>13} {:>13} {:>10} {:>13}", "function", "ready p50", "ready max", "answer p50", "answer max", "size MB", "peak RSS MiB");
+    println!(
+        "{:<18} {:>11} {:>11} {:>13} {:>13} {:>10} {:>13}",
+        "function", "ready p50", "ready max", "answer p50", "answer max", "size MB", "peak RSS MiB"
+    );
     for function in functions() {
         let event = std::fs::read_to_string(repo().join(function.event)).expect("the sample event");
         let mut ready = Vec::new();

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use command_api::CommandSettings;
 use command_api::metrics::with_metrics;
-use ledgerline_shared::metrics::{MemorySink, MetricsWriter};
 use ledgerline_shared::event_store::{
     AppendBatch, AppendOutcome, CommandRead, CommandState, EventStore, HeadQuery, InMemoryEventStore, LockedStreams, OutboxMessage,
     RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead,
 };
 use ledgerline_shared::idempotency::IdempotencyRecord;
+use ledgerline_shared::metrics::{MemorySink, MetricsWriter};
 use serde_json::json;
 use support::{Api, fresh_key, post, request, user};
 use uuid::Uuid;
@@ -353,7 +353,9 @@ async fn every_request_writes_one_metrics_line_in_the_one_scheme() {
     let mut api = Api::memory();
     api.router = with_metrics(api.router, MetricsWriter::new(command_api::metrics::FUNCTION, sink.clone()));
     let account = api.open("alice", "EUR").await;
-    api.send(post(&format!("/accounts/{account}/deposits")).by("alice").json(json!({"amount": 5}))).await.assert_problem(400, "validation_failed");
+    api.send(post(&format!("/accounts/{account}/deposits")).by("alice").json(json!({"amount": 5})))
+        .await
+        .assert_problem(400, "validation_failed");
     api.send(post("/accounts").json(json!({"currency": "EUR"}))).await.assert_problem(401, "unauthorized");
     let lines = sink.lines();
     lines.iter().for_each(ledgerline_shared::metrics::assert_emf);

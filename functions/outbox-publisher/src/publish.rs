@@ -33,8 +33,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use ledgerline_shared::dead_letter::DeadLetter;
 use crate::record::{Record, RecordSink, SendError};
+use ledgerline_shared::dead_letter::DeadLetter;
 use ledgerline_shared::resilience::Backoff;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource, REASON_HEADER, SOURCE_HEADER};
 use ledgerline_shared::event_store::{EventStore, OutboxStatus};
 use ledgerline_shared::outbox::OutboxStore;
-use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource, REASON_HEADER, SOURCE_HEADER};
 use outbox_publisher::publish::Stop;
 use outbox_publisher::{Record, RecordSink};
 use support::*;

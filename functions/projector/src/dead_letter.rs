@@ -46,7 +46,8 @@ impl DeadLetterSink for KafkaDeadLetters {
             DeadLetterSource::KafkaRecord { key, .. } => key.clone().unwrap_or_default(),
             DeadLetterSource::OutboxRow { stream_id, .. } => stream_id.to_string(),
         };
-        let delivery = self.producer.enqueue(&self.topic, &key, &letter.to_json(), &letter.headers(&[])).map_err(|e| failed(e.to_string()))?;
+        let delivery =
+            self.producer.enqueue(&self.topic, &key, &letter.to_json(), &letter.headers(&[])).map_err(|e| failed(e.to_string()))?;
         match tokio::time::timeout(self.timeout, delivery).await {
             Ok(Ok(Ok(_))) => Ok(()),
             Ok(Ok(Err((error, _)))) => Err(failed(error.to_string())),

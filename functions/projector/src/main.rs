@@ -26,13 +26,14 @@ async fn main() -> anyhow::Result<()> {
     let read_model = Arc::new(DynamoReadModel::new(client_from_env(config.dynamodb_timeout).await, TableNames::from_env()));
     let cache = Arc::new(AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?).context("REDIS_URL")?);
     // Read-only use: gaps are filled from the event store when it is configured.
-    let event_store: Option<Arc<dyn EventStore>> = match DatabaseSettings::load_if_configured().await.context("reading the database settings")? {
-        Some(database) => {
-            let pool = ledgerline_shared::db::pool(&database).context("building the connection pool")?;
-            Some(Arc::new(PostgresEventStore::new(pool, WriteSettings::from_env().context("reading the store settings")?.store)))
-        }
-        None => None,
-    };
+    let event_store: Option<Arc<dyn EventStore>> =
+        match DatabaseSettings::load_if_configured().await.context("reading the database settings")? {
+            Some(database) => {
+                let pool = ledgerline_shared::db::pool(&database).context("building the connection pool")?;
+                Some(Arc::new(PostgresEventStore::new(pool, WriteSettings::from_env().context("reading the store settings")?.store)))
+            }
+            None => None,
+        };
     let producer = ReplaceableProducer::new(config.producer_config()).context("building the dead-letter producer")?;
     let dead_letters = Arc::new(KafkaDeadLetters::new(producer, config.dlq_topic.clone(), Duration::from_secs(10)));
     let projector = Projector::new(read_model, Some(cache), event_store, dead_letters);

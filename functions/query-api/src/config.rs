@@ -122,7 +122,9 @@ mod tests {
         assert_eq!(defaults.cursor_secret, DEVELOPMENT_CURSOR_SECRET.as_bytes());
         assert_eq!(defaults.dynamodb_breaker.call_timeout, Duration::from_millis(ledgerline_shared::config::defaults::DYNAMODB_TIMEOUT_MS));
 
-        for (name, value) in [("LEDGERLINE_DYNAMODB_TIMEOUT_MS", "nonsense"), ("LEDGERLINE_MAX_IN_FLIGHT", "0"), ("LEDGERLINE_L1_TTL_MS", "-1")] {
+        for (name, value) in
+            [("LEDGERLINE_DYNAMODB_TIMEOUT_MS", "nonsense"), ("LEDGERLINE_MAX_IN_FLIGHT", "0"), ("LEDGERLINE_L1_TTL_MS", "-1")]
+        {
             let error = QuerySettings::read(&Env::from_pairs([(name, value)])).unwrap_err();
             assert_eq!(error.name, name);
         }

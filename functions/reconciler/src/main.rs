@@ -22,7 +22,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = ReconcileSettings::from_env().context("reading the reconcile settings")?;
     let pool = ledgerline_shared::db::pool(&database).context("building the connection pool")?;
     let event_store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::new(pool.clone(), write.store));
-    let read_model = Arc::new(DynamoReadModel::new(client_from_env(dynamodb_timeout(&Env::process()).context("reading the DynamoDB settings")?).await, TableNames::from_env()));
+    let read_model = Arc::new(DynamoReadModel::new(
+        client_from_env(dynamodb_timeout(&Env::process()).context("reading the DynamoDB settings")?).await,
+        TableNames::from_env(),
+    ));
     let cache = Arc::new(AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?).context("REDIS_URL")?);
     let reconciler = Reconciler {
         event_store: event_store.clone(),

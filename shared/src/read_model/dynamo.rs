@@ -64,9 +64,21 @@ async fn back_off(attempt: &mut u32) -> Result<(), ReadModelError> {
     Ok(())
 }
 
+/// The SDK's HTTP client: hyper with rustls on ring, the crypto the
+/// PostgreSQL TLS already links (the SDK's default would add aws-lc).
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 /// A client configured from the environment, the way Lambda runs it.
 pub async fn client_from_env(operation_timeout: Duration) -> Client {
-    let config = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config(operation_timeout)).load().await;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .timeout_config(timeout_config(operation_timeout))
+        .load()
+        .await;
     Client::new(&config)
 }
 
@@ -77,6 +89,7 @@ pub fn local_client(endpoint: &str) -> Client {
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("local", "local", None, None, "ledgerline-local"))
+        .http_client(http_client())
         .timeout_config(timeout_config(Duration::from_secs(5)))
         .build();
     Client::from_conf(config)

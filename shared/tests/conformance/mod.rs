@@ -12,9 +12,8 @@ use chrono::{Duration, Utc};
 use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::domain::{AccountCommand, Amount, Currency, OverdraftLimit, OwnerId, TransferCommand, decide, decide_transfer};
 use ledgerline_shared::event_store::{
-    AppendBatch, AppendOutcome, CommandRead, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OpenStreamLimit, OutboxStatus,
-    StoreError,
-    StoreSettings, StreamAppend, StreamTail,
+    AppendBatch, AppendOutcome, CommandRead, EventEnvelope, EventMetadata, EventStore, NewEvent, NewSnapshot, OpenStreamLimit,
+    OutboxStatus, StoreError, StoreSettings, StreamAppend, StreamTail,
 };
 use ledgerline_shared::idempotency::{IdempotencyKey, NewIdempotencyRecord};
 use tokio::sync::Barrier;
@@ -126,8 +125,10 @@ pub async fn appended_events_read_back_in_order_with_their_metadata(factory: &dy
     let id = Uuid::new_v4();
     let new = events(&["a", "b", "c"]);
     let meta = metadata();
-    let outcome =
-        store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None, open_limit: None }).await.unwrap();
+    let outcome = store
+        .append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None, open_limit: None })
+        .await
+        .unwrap();
     let AppendOutcome::Committed(versions) = outcome else { panic!("expected a commit") };
     assert_eq!(versions.len(), 1);
     assert_eq!((versions[0].stream_id, versions[0].version), (id, 3));
@@ -217,7 +218,10 @@ pub async fn every_event_gets_one_outbox_row_carrying_its_envelope(factory: &dyn
     let id = Uuid::new_v4();
     let new = events(&["x", "y"]);
     let meta = metadata();
-    store.append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None, open_limit: None }).await.unwrap();
+    store
+        .append(AppendBatch { streams: vec![stream(id, 0, new.clone())], metadata: meta.clone(), idempotency: None, open_limit: None })
+        .await
+        .unwrap();
     let rows = store.outbox_for_stream(id).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows[0].id < rows[1].id, "outbox order follows stream order");
