@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ledgerline_shared::cache::{AccountCache, CacheSettings};
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::event_store::{PostgresEventStore, StoreSettings};
-use ledgerline_shared::read_model::dynamo::{DynamoReadModel, client_from_env};
+use ledgerline_shared::read_model::dynamo::{DynamoReadModel, client_from_aws_config};
 use ledgerline_shared::read_model::tables::TableNames;
 use ledgerline_shared::reconcile::{PassReport, PostgresProgress, ReconcileSettings, Reconciler};
 
@@ -24,7 +24,7 @@ async fn reconciler(database_url: &str) -> anyhow::Result<Reconciler> {
     let pool = ledgerline_shared::db::pool(&settings).context("DATABASE_URL")?;
     Ok(Reconciler {
         event_store: Arc::new(PostgresEventStore::new(pool.clone(), StoreSettings::default())),
-        read_model: Arc::new(DynamoReadModel::new(client_from_env(Duration::from_secs(10)).await, TableNames::from_env())),
+        read_model: Arc::new(DynamoReadModel::new(client_from_aws_config(Duration::from_secs(10)).await, TableNames::from_env())),
         cache: Some(Arc::new(AccountCache::new(CacheSettings::from_env()?).context("REDIS_URL")?)),
         progress: Arc::new(PostgresProgress::new(pool)),
         settings: ReconcileSettings::from_env()?,

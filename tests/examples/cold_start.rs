@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! scripts/build-lambdas.sh && scripts/services.sh
-//! cargo run --release -p ledgerline-tests --example cold_start
+//! cargo run -p ledgerline-tests --example cold_start   # the harness needs no optimising
 //! ```
 //!
 //! Per function, over RUNS fresh processes: **ready** (process start to its

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::execute::{Answer, CommandContext, Decision, execute};
-use crate::request::{Inbound, RawAccountId, account_id, idempotency_key, parse_json, required_idempotency_key};
+use crate::request::{self, Inbound, RawAccountId, account_id, idempotency_key, parse_json, required_idempotency_key};
 use crate::state::AppState;
 use crate::views::{AccountView, BalanceView, CounterpartyView, StatusView, TransferView};
 use ledgerline_shared::accounts::CommandInput;
@@ -63,13 +63,14 @@ pub fn router(state: AppState) -> Router {
 #[serde(deny_unknown_fields)]
 struct OpenAccountBody {
     currency: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "request::integer")]
     overdraft_limit: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoneyBody {
+    #[serde(deserialize_with = "request::integer")]
     amount: i64,
     #[serde(default)]
     reference: Option<String>,
@@ -80,12 +81,14 @@ struct MoneyBody {
 struct TransferBody {
     from_account_id: Uuid,
     to_account_id: Uuid,
+    #[serde(deserialize_with = "request::integer")]
     amount: i64,
     #[serde(default)]
     reference: Option<String>,
 }
 
-/// Freeze, unfreeze and close take no fields; an empty body or `{}` is fine.
+/// Freeze, unfreeze and close take no fields: no body at all, or `{}`;
+/// any other body, whitespace alone included, is refused (400).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
@@ -261,7 +264,7 @@ async fn change_status(state: &AppState, id: &str, inbound: Inbound, change: Sta
     }
     let id = account_id(id)?;
     let key = idempotency_key(&headers)?;
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
+    if !bytes.is_empty() {
         let _: EmptyBody = parse_json(&headers, &bytes)?;
     }
     let command = match change {

@@ -69,6 +69,23 @@ async fn an_account_id_that_is_not_even_utf8_is_a_400_problem() {
 }
 
 #[tokio::test]
+async fn a_status_change_takes_no_body_or_an_empty_object_and_nothing_else() {
+    let api = Api::memory();
+    let account = api.open("alice", "EUR").await;
+    let close = format!("/accounts/{account}/close");
+    for body in [" ", "\n", "[]", "null", r#"{"reason":"x"}"#] {
+        let response = api.send(post(&close).by("alice").json(json!({})).raw_body(body)).await;
+        assert_eq!((response.status, response.code()), (400, "validation_failed"), "{body:?}");
+    }
+    // Nor is an array of a body's fields one of its bodies.
+    api.send(post("/accounts").by("alice").json(json!(["EUR"]))).await.assert_problem(400, "validation_failed");
+    let freeze = format!("/accounts/{account}/freeze");
+    assert_eq!(api.send(post(&freeze).by_admin("root").raw_body("")).await.status, 200);
+    assert_eq!(api.send(post(&close.replace("close", "unfreeze")).by_admin("root").json(json!({}))).await.status, 200);
+    assert_eq!(api.send(post(&close).by("alice")).await.status, 200, "no body at all");
+}
+
+#[tokio::test]
 async fn every_documented_route_is_served() {
     let api = Api::memory();
     for (_, path) in ROUTES {

@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(secret) = ledgerline_shared::secrets::CURSOR_SECRET.load().await.context("fetching the cursor secret")? {
         settings.cursor_secret = secret.into_bytes();
     }
-    let client = client_from_env(settings.dynamodb_breaker.call_timeout).await;
+    let client = client_from_env(settings.dynamodb_breaker.call_timeout).context("the DynamoDB client")?;
     let source = Arc::new(DynamoReadModel::new(client, TableNames::from_env()));
     let redis = match AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?) {
         Ok(cache) => Some(Arc::new(cache)),

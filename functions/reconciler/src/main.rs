@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let pool = ledgerline_shared::db::pool(&database).context("building the connection pool")?;
     let event_store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::new(pool.clone(), write.store));
     let read_model = Arc::new(DynamoReadModel::new(
-        client_from_env(dynamodb_timeout(&Env::process()).context("reading the DynamoDB settings")?).await,
+        client_from_env(dynamodb_timeout(&Env::process()).context("reading the DynamoDB settings")?).context("the DynamoDB client")?,
         TableNames::from_env(),
     ));
     let cache = Arc::new(AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?).context("REDIS_URL")?);

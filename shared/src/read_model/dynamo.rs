@@ -21,6 +21,13 @@
 //! The endpoint comes from the standard AWS settings
 //! (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`), so the same code
 //! runs against AWS, the moto server, DynamoDB Local or LocalStack.
+//!
+//! The functions build their client from Lambda's environment alone
+//! ([`client_from_env`]: region, the execution role's credentials, the
+//! endpoint): aws-config's provider chain (profiles, SSO, STS, IMDS) is
+//! megabytes of code a Lambda container never runs. The CLI, run by people
+//! with profiles, uses that chain ([`client_from_aws_config`], feature
+//! `aws-config`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +48,7 @@ use super::tables::{OWNER_INDEX, TableNames, schema};
 use super::{
     AccountUpdate, AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionKind, TransactionPage, TransactionView,
 };
+use crate::config::{ConfigError, Env};
 use crate::resilience::Backoff;
 
 /// Every call is bounded: a slow DynamoDB becomes an error, not a hang.
@@ -72,8 +80,38 @@ fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-/// A client configured from the environment, the way Lambda runs it.
-pub async fn client_from_env(operation_timeout: Duration) -> Client {
+/// A client from Lambda's environment: `AWS_REGION` (or
+/// `AWS_DEFAULT_REGION`), the credentials Lambda puts there
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; they
+/// last as long as the container) and the endpoint settings.
+pub fn client_from_env(operation_timeout: Duration) -> Result<Client, ConfigError> {
+    let env = Env::process();
+    let required = |name: &str| {
+        env.text(name).ok_or_else(|| ConfigError {
+            name: name.to_owned(),
+            value: String::new(),
+            reason: "must be set (Lambda sets it; locally any value works against an emulator)".into(),
+        })
+    };
+    let region = env.text("AWS_REGION").or_else(|| env.text("AWS_DEFAULT_REGION")).map_or_else(|| required("AWS_REGION"), Ok)?;
+    let credentials =
+        Credentials::new(required("AWS_ACCESS_KEY_ID")?, required("AWS_SECRET_ACCESS_KEY")?, env.text("AWS_SESSION_TOKEN"), None, "lambda-environment");
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(credentials)
+        .http_client(http_client())
+        .timeout_config(timeout_config(operation_timeout));
+    if let Some(endpoint) = env.text("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env.text("AWS_ENDPOINT_URL")) {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(Client::from_conf(config.build()))
+}
+
+/// A client from the whole AWS configuration chain (profiles, SSO, ...),
+/// for people running the CLI.
+#[cfg(feature = "aws-config")]
+pub async fn client_from_aws_config(operation_timeout: Duration) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
         .timeout_config(timeout_config(operation_timeout))

@@ -166,7 +166,8 @@ impl Contract {
                 Some("integer") => value.parse::<i64>().map_or(json!(value), |n| json!(n)),
                 _ => json!(value),
             };
-            problems.extend(self.violations(&format!("{schema_pointer}/schema"), &instance).into_iter().map(|p| format!("header {name}: {p}")));
+            problems
+                .extend(self.violations(&format!("{schema_pointer}/schema"), &instance).into_iter().map(|p| format!("header {name}: {p}")));
         }
         problems
     }

@@ -48,7 +48,9 @@ fn codes_in_source() -> BTreeSet<String> {
             rest.strip_prefix(',')?.trim_start().strip_prefix('"')?.split('"').next()
         });
         let arms = text.split("=> \"").skip(1).filter(|_| file.ends_with("error.rs")).filter_map(|rest| rest.split('"').next());
-        codes.extend(after_status.chain(arms).filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).map(String::from));
+        codes.extend(
+            after_status.chain(arms).filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).map(String::from),
+        );
     }
     codes
 }
@@ -56,8 +58,12 @@ fn codes_in_source() -> BTreeSet<String> {
 #[test]
 fn the_problem_code_enum_is_exactly_what_the_code_can_answer() {
     let contract = Contract::load();
-    let documented: BTreeSet<String> =
-        contract.doc["components"]["schemas"]["ProblemCode"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect();
+    let documented: BTreeSet<String> = contract.doc["components"]["schemas"]["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().into())
+        .collect();
     let mut answered = codes_in_source();
     for expected in ["validation_failed", "account_limit_reached", "method_not_allowed", "not_yet_consistent", "bad_gateway"] {
         assert!(answered.contains(expected), "the scan finds {expected}: {answered:?}");
@@ -98,8 +104,11 @@ fn examples(contract: &Contract) -> Vec<(String, String, Value)> {
     for (name, response) in contract.doc["components"]["responses"].as_object().unwrap() {
         media(format!("response {name}"), format!("/components/responses/{name}"), &response["content"]);
     }
+    // Idempotency keys have none: one key sent with two requests is refused.
     for (name, parameter) in contract.doc["components"]["parameters"].as_object().unwrap() {
-        out.push((format!("parameter {name}"), format!("/components/parameters/{name}/schema"), parameter["example"].clone()));
+        if let Some(example) = parameter.get("example") {
+            out.push((format!("parameter {name}"), format!("/components/parameters/{name}/schema"), example.clone()));
+        }
     }
     out
 }
@@ -111,7 +120,7 @@ fn every_example_conforms_to_its_schema() {
     assert!(examples.len() > 40, "{} examples", examples.len());
     let mut wrong = Vec::new();
     for (place, schema, example) in &examples {
-        assert!(!example.is_null() || place.contains("parameter"), "{place} has a value");
+        assert!(!example.is_null(), "{place} has a value");
         wrong.extend(contract.violations(schema, example).into_iter().map(|v| format!("{place}: {v}")));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -159,4 +168,67 @@ fn links_name_real_operations_parameters_and_fields() {
         }
     }
     assert!(checked >= 20, "{checked} links");
+}
+
+/// Whether `value` is valid against `components/schemas/{name}`.
+fn accepts(contract: &Contract, name: &str, value: &str) -> bool {
+    contract.validator(&format!("/components/schemas/{name}")).is_valid(&Value::String(value.into()))
+}
+
+#[test]
+fn input_schemas_accept_exactly_what_the_code_accepts() {
+    use ledgerline_shared::domain::{Currency, Reference};
+    use ledgerline_shared::idempotency::IdempotencyKey;
+    let contract = Contract::load();
+    let mut differ = Vec::new();
+    // References: every character alone (the schema's character class is
+    // the code's rule, control and invisible formatting characters), and the length.
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        let text = c.to_string();
+        if Reference::new(text.clone()).is_ok() != accepts(&contract, "Reference", &text) {
+            differ.push(format!("reference {c:?} (U+{:04X})", c as u32));
+        }
+    }
+    for text in ["é".repeat(140), "é".repeat(141), "🏦 rent".into(), String::new()] {
+        if Reference::new(text.clone()).is_ok() != accepts(&contract, "Reference", &text) {
+            differ.push(format!("reference of {} characters", text.chars().count()));
+        }
+    }
+    // Currencies: every three capital letters, and a few others.
+    let letters = || (b'A'..=b'Z').map(char::from);
+    let codes = letters().flat_map(|a| letters().flat_map(move |b| letters().map(move |c| format!("{a}{b}{c}"))));
+    for code in codes.chain(["eur", "EURO", "", "€"].map(String::from)) {
+        if code.parse::<Currency>().is_ok() != accepts(&contract, "Currency", &code) {
+            differ.push(format!("currency {code:?}"));
+        }
+    }
+    // Idempotency keys: every ASCII character alone, and the length.
+    for key in (0u8..=0x7F).map(|b| char::from(b).to_string()).chain(["k".repeat(255), "k".repeat(256), String::new(), "é".into()]) {
+        if IdempotencyKey::new(key.clone()).is_ok() != accepts(&contract, "IdempotencyKeyValue", &key) {
+            differ.push(format!("idempotency key {key:?}"));
+        }
+    }
+    // Account ids: the UUID spellings the code parses, and near misses.
+    let id = uuid::Uuid::new_v4();
+    let spellings = [
+        id.hyphenated().to_string(),
+        id.hyphenated().to_string().to_uppercase(),
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+        id.urn().to_string().to_uppercase(),
+        id.urn().to_string().replacen("urn:uuid", "Urn:UUID", 1),
+        id.hyphenated().to_string()[1..].into(),
+        format!("{}x", id.simple()),
+        format!("{{{}}}", id.simple()),
+        id.hyphenated().to_string().replace('-', "_"),
+        "not-a-uuid".into(),
+        String::new(),
+    ];
+    for text in spellings {
+        if uuid::Uuid::parse_str(&text).is_ok() != accepts(&contract, "AccountIdInput", &text) {
+            differ.push(format!("account id {text:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "the schema and the code disagree on:\n{}", differ.join("\n"));
 }

@@ -50,16 +50,23 @@ async fn every_documented_query_response_conforms_to_the_document() {
     let at = |second| Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, second).unwrap();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     for account in [a, b] {
-        let opened =
-            AccountEvent::Opened { account_id: account, owner_id: "alice".into(), currency: "EUR".parse().unwrap(), overdraft_limit: 0, at: at(0) };
+        let opened = AccountEvent::Opened {
+            account_id: account,
+            owner_id: "alice".into(),
+            currency: "EUR".parse().unwrap(),
+            overdraft_limit: 0,
+            at: at(0),
+        };
         apply(&store, account, 1, opened).await;
     }
     let salary = Some(Reference::new("salary").unwrap());
-    apply(&store, a, 2, AccountEvent::Deposited { amount: Amount::new(1000).unwrap(), balance_after: 1000, reference: salary, at: at(1) }).await;
+    apply(&store, a, 2, AccountEvent::Deposited { amount: Amount::new(1000).unwrap(), balance_after: 1000, reference: salary, at: at(1) })
+        .await;
     let (transfer_id, amount) = (Uuid::now_v7(), Amount::new(400).unwrap());
     let sent = AccountEvent::TransferSent { transfer_id, to_account_id: b, amount, balance_after: 600, reference: None, at: at(2) };
     apply(&store, a, 3, sent).await;
-    let received = AccountEvent::TransferReceived { transfer_id, from_account_id: a, amount, balance_after: 400, reference: None, at: at(2) };
+    let received =
+        AccountEvent::TransferReceived { transfer_id, from_account_id: a, amount, balance_after: 400, reference: None, at: at(2) };
     apply(&store, b, 2, received).await;
 
     let settings = QuerySettings {
