@@ -14,7 +14,8 @@
 //! first invocation's answer, the real work included: the database, the
 //! emulated DynamoDB, Redis), p50 and max. Then one process answers
 //! LOAD_INVOCATIONS invocations back to back and its peak RSS (`VmHWM`) is
-//! read. The services are the local ones (scripts/services.sh): the first
+//! read. The services are the local ones (scripts/services.sh), with a
+//! fresh database of the benchmark's own; the first
 //! answer includes connecting to them, as a cold Lambda container does.
 
 use std::collections::VecDeque;
@@ -103,10 +104,8 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn functions() -> Vec<Function> {
-    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    let database = var("LEDGERLINE_TEST_DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test");
-    let dynamodb = var("LEDGERLINE_TEST_DYNAMODB_ENDPOINT", "http://127.0.0.1:8000");
+fn functions(database: &str) -> Vec<Function> {
+    let dynamodb = ledgerline_tests::services::dynamodb_endpoint();
     let aws = || {
         vec![
             ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.clone()),
@@ -116,7 +115,7 @@ fn functions() -> Vec<Function> {
         ]
     };
     let with_db = |mut env: Vec<(&'static str, String)>| {
-        env.push(("DATABASE_URL", database.clone()));
+        env.push(("DATABASE_URL", database.to_owned()));
         env
     };
     vec![
@@ -180,7 +179,10 @@ async fn main() {
         "{:<18} {:>11} {:>11} {:>13} {:>13} {:>10} {:>13}",
         "function", "ready p50", "ready max", "answer p50", "answer max", "size MB", "peak RSS MiB"
     );
-    for function in functions() {
+    // A database of its own, so the publisher finds no one else's rows.
+    let database = ledgerline_tests::services::FreshDatabase::create("coldstart").await;
+    ledgerline_shared::migrate::run(&database.url).await.expect("migrate the benchmark's database");
+    for function in functions(&database.url) {
         let event = std::fs::read_to_string(repo().join(function.event)).expect("the sample event");
         let mut ready = Vec::new();
         let mut first = Vec::new();
@@ -227,4 +229,5 @@ async fn main() {
             if failed > 0 { format!("  ({failed} of {LOAD_INVOCATIONS} invocations failed)") } else { String::new() }
         );
     }
+    database.drop_database().await;
 }
