@@ -23,7 +23,8 @@ use projector::{Projector, handler};
 async fn main() -> anyhow::Result<()> {
     ledgerline_shared::telemetry::init();
     let config = ProjectorConfig::from_env().context("reading the projector settings")?;
-    let read_model = Arc::new(DynamoReadModel::new(client_from_env(config.dynamodb_timeout).context("the DynamoDB client")?, TableNames::from_env()));
+    let read_model =
+        Arc::new(DynamoReadModel::new(client_from_env(config.dynamodb_timeout).context("the DynamoDB client")?, TableNames::from_env()));
     let cache = Arc::new(AccountCache::new(CacheSettings::from_env().context("reading the cache settings")?).context("REDIS_URL")?);
     // Read-only use: gaps are filled from the event store when it is configured.
     let event_store: Option<Arc<dyn EventStore>> =

@@ -94,8 +94,13 @@ pub fn client_from_env(operation_timeout: Duration) -> Result<Client, ConfigErro
         })
     };
     let region = env.text("AWS_REGION").or_else(|| env.text("AWS_DEFAULT_REGION")).map_or_else(|| required("AWS_REGION"), Ok)?;
-    let credentials =
-        Credentials::new(required("AWS_ACCESS_KEY_ID")?, required("AWS_SECRET_ACCESS_KEY")?, env.text("AWS_SESSION_TOKEN"), None, "lambda-environment");
+    let credentials = Credentials::new(
+        required("AWS_ACCESS_KEY_ID")?,
+        required("AWS_SECRET_ACCESS_KEY")?,
+        env.text("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
     let mut config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
