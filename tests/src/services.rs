@@ -40,10 +40,16 @@ pub struct FreshDatabase {
 }
 
 impl FreshDatabase {
-    /// `ledgerline_<purpose>_<random>`, empty.
+    /// `ledgerline_<purpose>_<random>` on the test server, empty.
     pub async fn create(purpose: &str) -> Self {
         let test_url = database_url();
         let (server, _) = test_url.rsplit_once('/').expect("a database URL ends with /name");
+        Self::create_on(server, purpose).await
+    }
+
+    /// The same on another server (`postgres://user:password@host:port`),
+    /// such as a test's own PostgreSQL.
+    pub async fn create_on(server: &str, purpose: &str) -> Self {
         let admin_url = format!("{server}/postgres");
         let name = format!("ledgerline_{purpose}_{}", uuid::Uuid::new_v4().simple());
         connect(&admin_url).await.execute(&format!("CREATE DATABASE {name}"), &[]).await.expect("create a test database");

@@ -256,13 +256,7 @@ pub async fn own_postgres() -> OwnServer {
 
 /// A fresh, empty database on `server` (like `postgres://u:p@host:port`).
 pub async fn fresh_database_on(server: &str) -> String {
-    let (admin, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {server} ({e}); start the services with scripts/services.sh"));
-    tokio::spawn(connection);
-    let name = format!("ledgerline_e2e_{}", Uuid::new_v4().simple());
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    format!("{server}/{name}")
+    crate::services::FreshDatabase::create_on(server, "e2e").await.url
 }
 
 /// The tests' PostgreSQL server (`LEDGERLINE_TEST_DATABASE_URL` without its database).

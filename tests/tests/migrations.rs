@@ -2,14 +2,7 @@
 //! table, and running them again changes nothing.
 
 use ledgerline_shared::migrate;
-use tokio_postgres::NoTls;
-use uuid::Uuid;
-
-fn admin_url() -> String {
-    // Same server, the maintenance database.
-    let test_url = ledgerline_tests::services::database_url();
-    format!("{}/postgres", test_url.rsplit_once('/').expect("a database URL ends with /name").0)
-}
+use ledgerline_tests::services::{FreshDatabase, connect};
 
 /// The migration names refinery should apply: every `V<n>__<name>.sql` in
 /// `migrations/`, in version order.
@@ -27,18 +20,10 @@ fn expected_migrations() -> Vec<String> {
     versions.into_iter().map(|(_, name)| name).collect()
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("PostgreSQL is up (scripts/services.sh)");
-    tokio::spawn(connection);
-    client
-}
-
 #[tokio::test]
 async fn migrations_build_the_schema_on_an_empty_database_and_rerun_as_a_no_op() {
-    let admin = connect(&admin_url()).await;
-    let name = format!("ledgerline_migration_{}", Uuid::new_v4().simple());
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+    let database = FreshDatabase::create("migration").await;
+    let url = database.url.clone();
 
     let first = migrate::run(&url).await.unwrap();
     assert_eq!(first, expected_migrations());
@@ -54,15 +39,13 @@ async fn migrations_build_the_schema_on_an_empty_database_and_rerun_as_a_no_op()
         assert!(tables.iter().any(|t| t == table), "{table} missing from {tables:?}");
     }
     drop(client);
-    admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+    database.drop_database().await;
 }
 
 #[tokio::test]
 async fn two_processes_migrating_at_once_take_turns() {
-    let admin = connect(&admin_url()).await;
-    let name = format!("ledgerline_migration_{}", Uuid::new_v4().simple());
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+    let database = FreshDatabase::create("migration").await;
+    let url = database.url.clone();
 
     let (a, b) = tokio::join!(migrate::run(&url), migrate::run(&url));
     let mut applied = a.unwrap();
@@ -71,5 +54,5 @@ async fn two_processes_migrating_at_once_take_turns() {
     let mut expected = expected_migrations();
     expected.sort();
     assert_eq!(applied, expected, "each migration applied exactly once");
-    admin.execute(&format!("DROP DATABASE {name} WITH (FORCE)"), &[]).await.unwrap();
+    database.drop_database().await;
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ledgerline_shared::config::DatabaseSettings;
 use ledgerline_shared::event_store::{AppendBatch, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend};
 use ledgerline_shared::resilience::Backoff;
+use ledgerline_tests::services::FreshDatabase;
 use outbox_publisher::config::KafkaSettings;
 use outbox_publisher::kafka::{KafkaSink, ensure_topics};
 use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink};
@@ -71,23 +72,17 @@ async fn producer_one_at_a_time(brokers: &str, count: usize) {
     println!("producer, one awaited at a time: {}", rate(count, started.elapsed()));
 }
 
-async fn fresh_database() -> (String, String, String) {
-    let test_url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
-    let (server, _) = test_url.rsplit_once('/').unwrap();
-    let admin_url = format!("{server}/postgres");
-    let name = format!("ledgerline_bench_{}", Uuid::new_v4().simple());
-    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.expect("PostgreSQL is up");
-    tokio::spawn(connection);
-    admin.execute(&format!("CREATE DATABASE {name}"), &[]).await.unwrap();
-    let url = format!("{server}/{name}");
-    ledgerline_shared::migrate::run(&url).await.unwrap();
-    (url, admin_url, name)
+/// A migrated database of the benchmark's own.
+async fn fresh_database() -> FreshDatabase {
+    let database = FreshDatabase::create("bench").await;
+    ledgerline_shared::migrate::run(&database.url).await.unwrap();
+    database
 }
 
 async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
     let topic = fresh_topic(brokers, "publisher").await;
-    let (url, admin_url, name) = fresh_database().await;
+    let database = fresh_database().await;
+    let url = database.url.clone();
     let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 8, connect_timeout: Duration::from_secs(5), ca_file: None })
         .unwrap();
     let store = Arc::new(PostgresEventStore::new(pool, StoreSettings { events_topic: topic, ..StoreSettings::default() }));
@@ -133,11 +128,9 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
     let elapsed = started.elapsed();
     assert_eq!((summary.published as usize, summary.remaining), (count / 10 * 10, 0), "{summary:?}");
     println!("publisher, batch {batch_size:>4}:          {} ({} batches)", rate(summary.published as usize, elapsed), summary.batches);
-    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
     drop(publisher);
     drop(store);
-    admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
+    database.drop_database().await;
 }
 
 /// Commit -> Kafka: appends one event at a time while a following publisher
@@ -146,7 +139,8 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
 /// it (`published_at`). Prints the percentiles of the difference.
 async fn freshness(brokers: &str, count: usize) {
     let topic = fresh_topic(brokers, "freshness").await;
-    let (url, admin_url, name) = fresh_database().await;
+    let database = fresh_database().await;
+    let url = database.url.clone();
     let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 8, connect_timeout: Duration::from_secs(5), ca_file: None })
         .unwrap();
     let store = Arc::new(PostgresEventStore::new(pool.clone(), StoreSettings { events_topic: topic, ..StoreSettings::default() }));
@@ -213,9 +207,7 @@ async fn freshness(brokers: &str, count: usize) {
     drop(client);
     drop(store);
     drop(pool);
-    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    admin.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[]).await.unwrap();
+    database.drop_database().await;
 }
 
 #[tokio::main]
