@@ -870,8 +870,9 @@ pub async fn racing_creations_never_pass_the_open_stream_limit(factory: &dyn Fac
         idempotency: None,
         open_limit: limit,
     };
-    // Someone else's streams never count against this owner.
-    store.append(creation("someone-else")).await.unwrap();
+    // Someone else's streams never count against this owner (a fresh
+    // someone: the PostgreSQL test database outlives the test).
+    store.append(creation(&caller())).await.unwrap();
 
     let barrier = Arc::new(Barrier::new(RACERS));
     let tasks: Vec<_> = (0..RACERS)
