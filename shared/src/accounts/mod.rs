@@ -215,7 +215,10 @@ impl AccountRepository {
     }
 
     fn batch(&self, changes: Vec<StagedChange>, metadata: EventMetadata, idempotency: Option<NewIdempotencyRecord>) -> AppendBatch {
-        let streams = changes.into_iter().map(|change| change.append).collect();
-        AppendBatch { streams, metadata, idempotency, open_limit: self.open_limit }
+        let streams: Vec<StreamAppend> = changes.into_iter().map(|change| change.append).collect();
+        // Only an opening is counted: a deposit or a transfer skips the
+        // count inside the append altogether.
+        let opens = streams.iter().any(|s| s.expected_version == 0);
+        AppendBatch { streams, metadata, idempotency, open_limit: self.open_limit.filter(|_| opens) }
     }
 }
