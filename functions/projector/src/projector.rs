@@ -25,14 +25,14 @@
 //! writes, each touched account's new view is put into Redis, newest version
 //! wins; Redis being down is logged and counted, never a failure.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use ledgerline_shared::accounts::codec::EventCodec;
 use ledgerline_shared::cache::AccountCache;
 use ledgerline_shared::event_store::EventStore;
-use ledgerline_shared::read_model::{ApplyOutcome, Change, ReadModelError, ReadModelStore, change_for};
+use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, change_for};
 use ledgerline_shared::reconcile::{ReconcileError, catch_up};
 use serde::Serialize;
 use thiserror::Error;
@@ -55,6 +55,10 @@ pub struct BatchSummary {
     pub cache_refreshed: u64,
     pub cache_errors: u64,
 }
+
+/// The accounts a batch wrote, each with its view as written when the
+/// write returned it (a run), or `None` when it must be read back.
+type Touched = BTreeMap<Uuid, Option<AccountView>>;
 
 /// The most changes of one account written at once (a batch holds 100
 /// records at most; this bounds the work lost to a failed run).
@@ -91,7 +95,7 @@ impl Projector {
     pub async fn handle(&self, event: KafkaEvent) -> (KafkaBatchResponse, BatchSummary) {
         let mut response = KafkaBatchResponse::default();
         let mut summary = BatchSummary::default();
-        let mut touched = BTreeSet::new();
+        let mut touched = Touched::new();
         // The read model's version of each account, as learnt in this batch:
         // a record at or below it is a duplicate, skipped without a write
         // (a redelivered backlog costs one write per account, not per record).
@@ -123,7 +127,7 @@ impl Projector {
         &self,
         records: &[KafkaRecord],
         summary: &mut BatchSummary,
-        touched: &mut BTreeSet<Uuid>,
+        touched: &mut Touched,
         known: &mut HashMap<Uuid, u64>,
     ) -> Option<i64> {
         let mut failed_from = None;
@@ -192,7 +196,7 @@ impl Projector {
         account_id: Uuid,
         run: &[(i64, Change)],
         summary: &mut BatchSummary,
-        touched: &mut BTreeSet<Uuid>,
+        touched: &mut Touched,
         known: &mut HashMap<Uuid, u64>,
     ) -> Result<(), (i64, RecordError)> {
         let fresh: Vec<&(i64, Change)> =
@@ -202,13 +206,13 @@ impl Projector {
             if chunk.len() > 1 {
                 let changes: Vec<Change> = chunk.iter().map(|(_, change)| change.clone()).collect();
                 match self.read_model.apply_run(&changes).await {
-                    Ok(true) => {
+                    Ok(Some(view)) => {
                         summary.applied += changes.len() as u64;
-                        touched.insert(account_id);
+                        touched.insert(account_id, Some(view));
                         known.insert(account_id, changes.last().expect("a chunk is not empty").version());
                         continue;
                     }
-                    Ok(false) => {} // one by one below
+                    Ok(None) => {} // one by one below
                     Err(error) => return Err((chunk[0].0, error.into())),
                 }
             }
@@ -228,14 +232,14 @@ impl Projector {
         &self,
         change: &Change,
         summary: &mut BatchSummary,
-        touched: &mut BTreeSet<Uuid>,
+        touched: &mut Touched,
         known: &mut HashMap<Uuid, u64>,
     ) -> Result<(), RecordError> {
         let (account_id, version) = (change.account_id(), change.version());
         match self.read_model.apply(change).await? {
             ApplyOutcome::Applied => {
                 summary.applied += 1;
-                touched.insert(account_id);
+                touched.insert(account_id, None);
                 known.insert(account_id, version);
             }
             ApplyOutcome::Duplicate { stored } => {
@@ -255,7 +259,7 @@ impl Projector {
                         });
                     }
                 }
-                touched.insert(account_id);
+                touched.insert(account_id, None);
                 known.insert(account_id, version);
             }
         }
@@ -279,22 +283,25 @@ impl Projector {
     }
 
     /// Puts each touched account's latest view into Redis (newest wins).
-    async fn refresh_cache(&self, touched: &BTreeSet<Uuid>, summary: &mut BatchSummary) {
+    async fn refresh_cache(&self, touched: &Touched, summary: &mut BatchSummary) {
         let Some(cache) = &self.cache else { return };
         if touched.is_empty() {
             return;
         }
-        // The views as written, strongly consistent, in one read for the
-        // whole batch (a BatchGetItem per 100 accounts, not a call each).
-        let ids: Vec<Uuid> = touched.iter().copied().collect();
-        let views = match self.read_model.accounts(&ids).await {
-            Ok(views) => views,
-            Err(error) => {
-                tracing::warn!(accounts = ids.len(), %error, "cannot read the views to cache them");
-                summary.cache_errors += ids.len() as u64;
-                return;
+        // A run's write returned the account as written; the others are
+        // read back, strongly consistent, in one read for the whole batch
+        // (a BatchGetItem per 100 accounts, not a call each).
+        let mut views: Vec<AccountView> = touched.values().flatten().cloned().collect();
+        let unread: Vec<Uuid> = touched.iter().filter(|(_, view)| view.is_none()).map(|(id, _)| *id).collect();
+        if !unread.is_empty() {
+            match self.read_model.accounts(&unread).await {
+                Ok(read) => views.extend(read),
+                Err(error) => {
+                    tracing::warn!(accounts = unread.len(), %error, "cannot read the views to cache them");
+                    summary.cache_errors += unread.len() as u64;
+                }
             }
-        };
+        }
         for view in &views {
             match cache.put_if_newer(view).await {
                 Ok(_) => summary.cache_refreshed += 1,

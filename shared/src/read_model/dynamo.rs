@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, PutRequest, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
+    ProjectionType, Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -241,13 +241,13 @@ impl ReadModelStore for DynamoReadModel {
         }
     }
 
-    async fn apply_run(&self, changes: &[Change]) -> Result<bool, ReadModelError> {
-        let Some(first) = changes.first() else { return Ok(true) };
+    async fn apply_run(&self, changes: &[Change]) -> Result<Option<AccountView>, ReadModelError> {
+        let Some(first) = changes.first() else { return Ok(None) };
         let account_id = first.account_id();
         let last = changes.last().expect("not empty");
         let consecutive = changes.windows(2).all(|w| w[1].account_id() == account_id && w[1].version() == w[0].version() + 1);
         if !consecutive {
-            return Ok(false);
+            return Ok(None);
         }
         // The history rows first, in batches, without a condition (as in
         // `replace`): their content is fixed by their events, so a row
@@ -268,7 +268,7 @@ impl ReadModelStore for DynamoReadModel {
         match first {
             Change::Open(_) => {
                 let view = changes.iter().try_fold(None, |view: Option<AccountView>, change| change.apply_to(view.as_ref()).map(Some));
-                let Some(Some(view)) = view else { return Ok(false) };
+                let Some(Some(view)) = view else { return Ok(None) };
                 let result = self
                     .client
                     .put_item()
@@ -277,7 +277,7 @@ impl ReadModelStore for DynamoReadModel {
                     .condition_expression("attribute_not_exists(account_id)")
                     .send()
                     .await;
-                conditional_write(result)
+                Ok(conditional_write(result)?.then_some(view))
             }
             Change::Update { .. } => {
                 // Each attribute takes its last value in the run.
@@ -286,10 +286,10 @@ impl ReadModelStore for DynamoReadModel {
                     match change {
                         Change::Update { update: AccountUpdate::Balance(b), .. } => balance = Some(*b),
                         Change::Update { update: AccountUpdate::Status(s), .. } => status = Some(*s),
-                        Change::Open(_) => return Ok(false), // a second opening is not a run
+                        Change::Open(_) => return Ok(None), // a second opening is not a run
                     }
                 }
-                let Change::Update { at, .. } = last else { return Ok(false) };
+                let Change::Update { at, .. } = last else { return Ok(None) };
                 let mut set = vec!["#version = :version", "updated_at = :at"];
                 let mut update = self
                     .client
@@ -311,7 +311,17 @@ impl ReadModelStore for DynamoReadModel {
                         .expression_attribute_names("#status", "status")
                         .expression_attribute_values(":status", string(status.as_str()));
                 }
-                conditional_write(update.update_expression(format!("SET {}", set.join(", "))).send().await)
+                // The account as written comes back with the write, so the
+                // caller caches it without a read of its own.
+                let result = update.update_expression(format!("SET {}", set.join(", "))).return_values(ReturnValue::AllNew).send().await;
+                match result {
+                    Ok(output) => {
+                        let item = output.attributes().ok_or_else(|| ReadModelError::Other("no attributes returned".into()))?;
+                        Ok(Some(account_from_item(item)?))
+                    }
+                    Err(error) if is_condition_failure(&error) => Ok(None),
+                    Err(error) => Err(map_sdk_error(error)),
+                }
             }
         }
     }

@@ -48,20 +48,20 @@ impl ReadModelStore for InMemoryReadModel {
         Ok(ApplyOutcome::Applied)
     }
 
-    async fn apply_run(&self, changes: &[Change]) -> Result<bool, ReadModelError> {
-        let Some(first) = changes.first() else { return Ok(true) };
+    async fn apply_run(&self, changes: &[Change]) -> Result<Option<AccountView>, ReadModelError> {
+        let Some(first) = changes.first() else { return Ok(None) };
         let account_id = first.account_id();
         let mut inner = self.lock();
         let consecutive = changes.windows(2).all(|w| w[1].account_id() == account_id && w[1].version() == w[0].version() + 1);
         let stored = inner.accounts.get(&account_id).map_or(0, |a| a.version);
         if !consecutive || stored + 1 != first.version() {
-            return Ok(false);
+            return Ok(None);
         }
         let mut view = inner.accounts.get(&account_id).cloned();
         for change in changes {
             view = change.apply_to(view.as_ref());
             if view.is_none() {
-                return Ok(false);
+                return Ok(None);
             }
         }
         for change in changes {
@@ -69,8 +69,9 @@ impl ReadModelStore for InMemoryReadModel {
                 inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());
             }
         }
-        inner.accounts.insert(account_id, view.expect("checked above"));
-        Ok(true)
+        let view = view.expect("checked above");
+        inner.accounts.insert(account_id, view.clone());
+        Ok(Some(view))
     }
 
     async fn account(&self, account_id: Uuid, _consistent: bool) -> Result<Option<AccountView>, ReadModelError> {

@@ -228,12 +228,13 @@ pub trait ReadModelStore: Send + Sync + 'static {
 
     /// Applies consecutive changes of one account (versions `v`, `v + 1`,
     /// ...) all at once, if and only if the account is at `v - 1`: one
-    /// conditional write instead of one per change. `Ok(false)` means
-    /// nothing was written (the account is elsewhere, or the store cannot
-    /// do it in one write): apply the changes one by one to learn why. The
-    /// default always says so.
-    async fn apply_run(&self, _changes: &[Change]) -> Result<bool, ReadModelError> {
-        Ok(false)
+    /// conditional write instead of one per change. `Ok(Some(view))` is the
+    /// account as that write left it (so the caller can cache it without
+    /// reading it back); `Ok(None)` means nothing was written (the account
+    /// is elsewhere, or the store cannot do it in one write): apply the
+    /// changes one by one to learn why. The default always says so.
+    async fn apply_run(&self, _changes: &[Change]) -> Result<Option<AccountView>, ReadModelError> {
+        Ok(None)
     }
 
     /// One account. `consistent` asks for a strongly consistent read.
