@@ -99,7 +99,7 @@ fi
 if [ "${1:-}" = "--reset-broker" ]; then
     # tansu 0.6.0's SQLite storage can be left unable to take produce
     # requests after a crash under load (docs/RELIABILITY.md). Its data goes;
-    # nothing of Ledgerline's does: the outbox keeps every event, and
+    # nothing of Ledgerline's does: the event log keeps every event, and
     # `ledgerline outbox replay --since ...` sends what the broker lost.
     say "resetting the local broker: stopping it and deleting .local/tansu/tansu.db"
     if [ -f "$tansu_dir/tansu.pid" ]; then kill "$(cat "$tansu_dir/tansu.pid")" 2>/dev/null || true; fi
@@ -166,10 +166,11 @@ if ! "$tools_venv/bin/pip" show cargo-lambda 2>/dev/null | grep -x "Version: ${c
 fi
 
 if [ "${1:-}" = "--reset-broker" ]; then
-    # What the broker lost is sent again: every row still kept as published
-    # (the outbox keeps them for its retention period, 72 h by default). The
-    # projector skips what it already applied; the reconciler would repair
-    # the read side anyway, this brings Kafka itself back.
+    # What the broker lost is sent again: every event recorded in the last
+    # 3 days is queued again from the event log (acknowledged rows leave the
+    # outbox; events still in it are left as they are). The projector skips
+    # what it already applied; the reconciler would repair the read side
+    # anyway, this brings Kafka itself back.
     say "broker reset; sending again what it held: ledgerline outbox replay --since 3d"
     ledgerline_cli=("$repo_dir/target/debug/ledgerline")
     [ -x "${ledgerline_cli[0]}" ] || ledgerline_cli=(cargo run -q --manifest-path "$repo_dir/Cargo.toml" -p ledgerline --)

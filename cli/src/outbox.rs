@@ -11,15 +11,16 @@ use ledgerline_shared::outbox::OutboxStore;
 #[derive(clap::Subcommand)]
 pub enum OutboxCommand {
     /// Pending rows (and how many are due now), the oldest pending row's
-    /// age, published rows still kept, dead rows.
+    /// age, dead rows. (Acknowledged rows leave the outbox.)
     Status {
         /// The event store database.
         #[arg(long, env = "DATABASE_URL", default_value = ledgerline_shared::config::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
-    /// Send rows published since a moment again: after the broker lost what
-    /// it had acknowledged (reset, storage deleted). Safe to repeat: the
-    /// projector skips what it has already applied.
+    /// Send every event recorded since a moment again, queued from the
+    /// event log: after the broker lost what it had acknowledged (reset,
+    /// storage deleted). Safe to repeat: the projector skips what it has
+    /// already applied.
     Replay {
         /// How far back: a duration like 30m, 2h or 1d, or an RFC 3339 time.
         #[arg(long)]
@@ -40,8 +41,8 @@ pub async fn run(command: OutboxCommand) -> anyhow::Result<()> {
 async fn replay(database_url: &str, since: &str) -> anyhow::Result<()> {
     let since = parse_since(since, Utc::now())?;
     let store = store(database_url)?;
-    let replayed = store.replay_published(since).await.context("updating the outbox (is PostgreSQL up? scripts/services.sh starts it)")?;
-    println!("{replayed} rows published since {} are pending again; the outbox publisher sends them on its next run", since.to_rfc3339());
+    let replayed = store.replay_events(since).await.context("queueing events (is PostgreSQL up? scripts/services.sh starts it)")?;
+    println!("{replayed} events recorded since {} are queued again; the outbox publisher sends them on its next run", since.to_rfc3339());
     Ok(())
 }
 
@@ -65,7 +66,6 @@ async fn status(database_url: &str) -> anyhow::Result<()> {
         }
         None => println!("oldest:    none pending"),
     }
-    println!("published: {} (kept until the retention period ends)", counts.published);
     println!(
         "dead:      {}{}",
         counts.dead,

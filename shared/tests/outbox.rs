@@ -80,10 +80,11 @@ async fn claims_in_order_and_holds_back_siblings_of_a_waiting_row<S: EventStore 
     assert_eq!(rows[0].attempts, 1);
     assert_eq!(rows[0].last_error.as_deref(), Some("broker down"));
     assert!(rows[0].next_attempt_at > chrono::Utc::now() + chrono::Duration::minutes(50));
-    assert_eq!(store.outbox_for_stream(b).await.unwrap()[0].status, OutboxStatus::Published);
+    // b's acknowledged v1 left the outbox; its v2 is still queued.
+    assert_eq!(versions(&store.outbox_for_stream(b).await.unwrap(), b), vec![2]);
 
     let counts = store.counts().await.unwrap();
-    assert_eq!((counts.pending, counts.due, counts.published, counts.dead), (4, 3, 1, 0));
+    assert_eq!((counts.pending, counts.due, counts.dead), (4, 3, 0));
     assert!(counts.oldest_pending_at.is_some());
 }
 
@@ -118,7 +119,7 @@ async fn dead_rows_are_never_claimed_again<S: EventStore + OutboxStore>(store: &
     assert_eq!(store.counts().await.unwrap().dead, 1);
 }
 
-async fn prunes_only_published_rows_past_retention<S: EventStore + OutboxStore>(store: &S) {
+async fn acknowledged_rows_leave_the_outbox_and_others_stay<S: EventStore + OutboxStore>(store: &S) {
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     append(store, a, 0, 3).await;
     append(store, b, 0, 1).await;
@@ -134,14 +135,12 @@ async fn prunes_only_published_rows_past_retention<S: EventStore + OutboxStore>(
         .collect();
     batch.complete(outcomes).await.unwrap();
 
-    assert_eq!(store.prune_published(Duration::from_secs(3600), 1000).await.unwrap(), 0, "nothing is older than an hour");
-    assert_eq!(store.prune_published(Duration::ZERO, 1).await.unwrap(), 1, "the limit is honoured");
-    assert_eq!(store.prune_published(Duration::ZERO, 1000).await.unwrap(), 1);
     let left: Vec<(u64, OutboxStatus)> = store.outbox_for_stream(a).await.unwrap().iter().map(|m| (m.stream_version, m.status)).collect();
-    assert_eq!(left, vec![(3, OutboxStatus::Pending)]);
+    assert_eq!(left, vec![(3, OutboxStatus::Pending)], "the acknowledged rows left, the failed one waits");
     assert_eq!(store.outbox_for_stream(b).await.unwrap()[0].status, OutboxStatus::Dead, "dead rows are kept");
+    assert_eq!(store.read_stream(a, 0).await.unwrap().len(), 3, "the events themselves stay in the log");
 
-    // New rows still get fresh, larger ids after pruning.
+    // New rows still get fresh, larger ids after rows left.
     append(store, a, 3, 1).await;
     let rows = store.outbox_for_stream(a).await.unwrap();
     assert_eq!(rows.len(), 2);
@@ -171,23 +170,39 @@ async fn revived_dead_rows_are_published_again<S: EventStore + OutboxStore>(stor
     assert_eq!(store.counts().await.unwrap().dead, 0);
 }
 
-async fn published_rows_are_replayed_after_a_broker_lost_them<S: EventStore + OutboxStore>(store: &S) {
-    let a = Uuid::new_v4();
-    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+async fn events_are_queued_again_from_the_log_after_a_broker_lost_them<S: EventStore + OutboxStore>(store: &S) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    append(store, b, 0, 1).await;
+    // The moment just after b's event (times are kept to the microsecond).
+    let b_at = store.read_stream(b, 0).await.unwrap()[0].metadata.recorded_at;
+    let before = b_at + chrono::Duration::microseconds(1);
+    while chrono::Utc::now().timestamp_micros() <= b_at.timestamp_micros() {
+        tokio::task::yield_now().await;
+    }
     append(store, a, 0, 2).await;
     let batch = store.claim(100, HOLD).await.unwrap().unwrap();
-    let outcomes = batch.messages().iter().filter(|m| m.stream_id == a).map(|m| Outcome::Published { id: m.id }).collect();
+    let sent = batch.messages().to_vec();
+    let outcomes = sent.iter().map(|m| Outcome::Published { id: m.id }).collect();
     batch.complete(outcomes).await.unwrap();
-    assert!(store.outbox_for_stream(a).await.unwrap().iter().all(|m| m.status == OutboxStatus::Published));
+    assert!(store.outbox_for_stream(a).await.unwrap().is_empty(), "acknowledged rows left the outbox");
 
-    // Nothing was published after a future moment.
-    assert_eq!(store.replay_published(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 0);
-    assert!(store.replay_published(before).await.unwrap() >= 2);
+    // Nothing was recorded after a future moment.
+    assert_eq!(store.replay_events(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(store.replay_events(before).await.unwrap(), 2, "only the events recorded since then");
     let rows = store.outbox_for_stream(a).await.unwrap();
     assert!(rows.iter().all(|m| m.status == OutboxStatus::Pending && m.attempts == 0), "{rows:?}");
-    // They are handed out again, in order.
+    assert!(store.outbox_for_stream(b).await.unwrap().is_empty(), "b's event is older");
+    // The same records as the first time, handed out again in order.
+    let original: Vec<_> =
+        sent.iter().filter(|m| m.stream_id == a).map(|m| (m.event_id, m.key.clone(), m.payload.clone(), m.headers.clone())).collect();
+    let again: Vec<_> = rows.iter().map(|m| (m.event_id, m.key.clone(), m.payload.clone(), m.headers.clone())).collect();
+    assert_eq!(again, original);
     let batch = store.claim(100, HOLD).await.unwrap().unwrap();
     assert_eq!(versions(batch.messages(), a), vec![1, 2]);
+    drop(batch);
+    // Replaying again queues nothing twice.
+    assert_eq!(store.replay_events(before).await.unwrap(), 0);
+    assert_eq!(store.outbox_for_stream(a).await.unwrap().len(), 2);
 }
 
 macro_rules! both_stores {
@@ -219,7 +234,7 @@ both_stores!(
     claims_in_order_and_holds_back_siblings_of_a_waiting_row,
     one_publisher_at_a_time_and_a_dropped_batch_records_nothing,
     dead_rows_are_never_claimed_again,
-    prunes_only_published_rows_past_retention,
+    acknowledged_rows_leave_the_outbox_and_others_stay,
     revived_dead_rows_are_published_again,
-    published_rows_are_replayed_after_a_broker_lost_them,
+    events_are_queued_again_from_the_log_after_a_broker_lost_them,
 );

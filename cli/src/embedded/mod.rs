@@ -148,15 +148,13 @@ pub fn outbox_interval(value: Option<&str>) -> anyhow::Result<Duration> {
 }
 
 /// The publisher's settings for a process that lives minutes, not a Lambda
-/// invocation: quick retries, no deadline margin, a short retention, and
-/// runs that follow the outbox, looking for new rows every `poll_interval`.
+/// invocation: quick retries, no deadline margin, and runs that follow the outbox, looking for new rows every `poll_interval`.
 fn publish_settings(poll_interval: Duration) -> PublishSettings {
     PublishSettings {
         dlq_topic: ledgerline_shared::config::defaults::DLQ_TOPIC.into(),
         batch_size: 500,
         max_attempts: 5,
         backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) },
-        retention: Duration::from_secs(600),
         deadline_margin: Duration::ZERO,
         batch_timeout: Duration::from_secs(5),
         // Each run follows the outbox for a second, so a stop request waits

@@ -4,8 +4,9 @@
 //!     scripts/services.sh
 //!     cargo run --release -p command-api --example command_bench -- [requests]
 //!
-//! Against LEDGERLINE_TEST_DATABASE_URL (migrated first), with one pool of
-//! 16 connections for everything:
+//! Against a fresh database of its own on the server of
+//! LEDGERLINE_TEST_DATABASE_URL (created, migrated, dropped at the end),
+//! with one pool of 16 connections for everything:
 //!
 //! 1. **raw**: one `INSERT` of a small row per transaction (autocommit,
 //!    prepared), the cheapest durable write there is: the baseline.
@@ -196,9 +197,12 @@ fn app_over(store: Arc<dyn EventStore>, lock_first: bool) -> axum::Router {
 #[tokio::main]
 async fn main() {
     let requests: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(4_000);
-    let url = std::env::var("LEDGERLINE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/ledgerline_test".into());
-    ledgerline_shared::migrate::run(&url).await.unwrap();
+    // A database of its own, created and migrated for this run: a
+    // long-lived one collects dead rows, and where autovacuum is off (this
+    // project's CI machine) they would slow every later run.
+    let database = ledgerline_tests::services::FreshDatabase::create("commandbench").await;
+    ledgerline_shared::migrate::run(&database.url).await.unwrap();
+    let url = database.url.clone();
     let pool = ledgerline_shared::db::pool(&DatabaseSettings {
         url,
         pool_size: POOL_SIZE,
@@ -228,4 +232,6 @@ async fn main() {
     }
     let memory = app_over(Arc::new(InMemoryEventStore::new(StoreSettings::default())), false);
     println!("in memory, concurrency 16  deposit command {}", deposits(&memory, requests * 4, 16).await);
+    drop((app, locking_app, store, pool));
+    database.drop_database().await;
 }

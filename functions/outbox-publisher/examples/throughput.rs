@@ -11,18 +11,22 @@
 //!    Kafka by `Publisher::run` (claim, send, mark published), per batch size;
 //! 4. freshness: a publisher that follows the outbox (`run_for`, polling
 //!    every 20 ms) while events are appended one by one, 200 a second: the
-//!    time from each append's commit to the broker's acknowledgement.
+//!    time from each append's return (committed) to the broker's
+//!    acknowledgement of its record.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledgerline_shared::config::DatabaseSettings;
-use ledgerline_shared::event_store::{AppendBatch, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend};
+use ledgerline_shared::event_store::{
+    AppendBatch, EventEnvelope, EventMetadata, EventStore, NewEvent, PostgresEventStore, StoreSettings, StreamAppend,
+};
 use ledgerline_shared::resilience::Backoff;
 use ledgerline_tests::services::FreshDatabase;
 use outbox_publisher::config::KafkaSettings;
 use outbox_publisher::kafka::{KafkaSink, ensure_topics};
-use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink};
+use outbox_publisher::{PublishSettings, Publisher, Record, RecordSink, SendError};
 use uuid::Uuid;
 
 const PAYLOAD: usize = 200;
@@ -41,22 +45,42 @@ fn rate(count: usize, elapsed: Duration) -> String {
     format!("{count} records in {:.2} s = {:.0} records/s", elapsed.as_secs_f64(), count as f64 / elapsed.as_secs_f64())
 }
 
-async fn producer_in_flight(brokers: &str, count: usize) {
+/// A record exactly as the publisher sends one of the benchmark's outbox
+/// rows: the encoded envelope of a PAYLOAD-byte event, its four headers,
+/// the account as key.
+fn outbox_shaped_record(account: Uuid) -> (String, Vec<u8>, Vec<(String, String)>) {
+    let envelope = EventEnvelope {
+        event_id: Uuid::now_v7(),
+        stream_id: account,
+        version: 1,
+        event_type: "MoneyDeposited".into(),
+        schema_version: 1,
+        payload: vec![7; PAYLOAD],
+        metadata: EventMetadata::now("bench", Uuid::now_v7(), "bench"),
+    };
+    (account.to_string(), envelope.encode(), envelope.headers())
+}
+
+/// The baseline: the same producer settings and the same records as the
+/// publisher sends (see `outbox_shaped_record`), every one in flight at once.
+async fn producer_in_flight(brokers: &str, count: usize) -> f64 {
     let sink = KafkaSink::new(settings(brokers)).unwrap();
     let topic = fresh_topic(brokers, "inflight").await;
-    let keys: Vec<String> = (0..100).map(|_| Uuid::new_v4().to_string()).collect();
-    let payload = vec![7u8; PAYLOAD];
-    let headers = vec![("event_id".to_string(), Uuid::new_v4().to_string())];
+    let records: Vec<_> = (0..100).map(|_| outbox_shaped_record(Uuid::new_v4())).collect();
+    let record = |i: usize| {
+        let (key, payload, headers) = &records[i % records.len()];
+        Record { topic: &topic, key, payload, headers }
+    };
     // Warm up: connection, metadata and producer id are not what we measure.
-    sink.enqueue(Record { topic: &topic, key: &keys[0], payload: &payload, headers: &headers }).unwrap().await.unwrap();
+    sink.enqueue(record(0)).unwrap().await.unwrap();
     let started = Instant::now();
-    let deliveries: Vec<_> = (0..count)
-        .map(|i| sink.enqueue(Record { topic: &topic, key: &keys[i % keys.len()], payload: &payload, headers: &headers }).unwrap())
-        .collect();
+    let deliveries: Vec<_> = (0..count).map(|i| sink.enqueue(record(i)).unwrap()).collect();
     for delivery in deliveries {
         delivery.await.expect("acknowledged");
     }
-    println!("producer, all in flight:        {}", rate(count, started.elapsed()));
+    let elapsed = started.elapsed();
+    println!("producer, all in flight:        {}", rate(count, elapsed));
+    count as f64 / elapsed.as_secs_f64()
 }
 
 async fn producer_one_at_a_time(brokers: &str, count: usize) {
@@ -79,13 +103,13 @@ async fn fresh_database() -> FreshDatabase {
     database
 }
 
-async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
+async fn whole_publisher(brokers: &str, count: usize, batch_size: usize, producer_alone: f64) {
     let topic = fresh_topic(brokers, "publisher").await;
     let database = fresh_database().await;
     let url = database.url.clone();
     let pool = ledgerline_shared::db::pool(&DatabaseSettings { url, pool_size: 8, connect_timeout: Duration::from_secs(5), ca_file: None })
         .unwrap();
-    let store = Arc::new(PostgresEventStore::new(pool, StoreSettings { events_topic: topic, ..StoreSettings::default() }));
+    let store = Arc::new(PostgresEventStore::new(pool, StoreSettings { events_topic: topic.clone(), ..StoreSettings::default() }));
     // 100 accounts, 10 events per append.
     let accounts: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
     let mut versions = vec![0u64; accounts.len()];
@@ -111,12 +135,16 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
         versions[a] += 10;
     }
     let sink = KafkaSink::new(settings(brokers)).unwrap();
+    // Warm up, as for the producer alone: a container's first send (connection,
+    // metadata, producer id) takes about a second, once; a warm publisher keeps
+    // its producer across invocations.
+    let warm_key = Uuid::new_v4().to_string();
+    sink.enqueue(Record { topic: &topic, key: &warm_key, payload: &[7], headers: &[] }).unwrap().await.unwrap();
     let publish = PublishSettings {
         dlq_topic: "unused".into(),
         batch_size,
         max_attempts: 5,
         backoff: Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60) },
-        retention: Duration::from_secs(72 * 3600),
         deadline_margin: Duration::from_secs(1),
         batch_timeout: Duration::from_secs(35),
         run_for: Duration::ZERO,
@@ -127,16 +155,45 @@ async fn whole_publisher(brokers: &str, count: usize, batch_size: usize) {
     let summary = publisher.run(tokio::time::Instant::now() + Duration::from_secs(600)).await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!((summary.published as usize, summary.remaining), (count / 10 * 10, 0), "{summary:?}");
-    println!("publisher, batch {batch_size:>4}:          {} ({} batches)", rate(summary.published as usize, elapsed), summary.batches);
+    let publisher_rate = summary.published as f64 / elapsed.as_secs_f64();
+    println!(
+        "publisher, batch {batch_size:>4}:          {} ({} batches) = {:.2}x the producer alone",
+        rate(summary.published as usize, elapsed),
+        summary.batches,
+        publisher_rate / producer_alone
+    );
     drop(publisher);
     drop(store);
     database.drop_database().await;
 }
 
-/// Commit -> Kafka: appends one event at a time while a following publisher
-/// runs; each outbox row records when it was written (`created_at`, the
-/// append's own one-statement transaction) and when the broker acknowledged
-/// it (`published_at`). Prints the percentiles of the difference.
+/// The producer, noting when the broker acknowledged each record (by its
+/// `event_id` header): the far end of commit -> Kafka.
+struct Timed {
+    inner: KafkaSink,
+    acknowledged: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl RecordSink for Timed {
+    type Delivery = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SendError>> + Send>>;
+
+    fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError> {
+        let event_id = record.headers.iter().find(|(name, _)| name == "event_id").map(|(_, id)| id.clone()).unwrap_or_default();
+        let delivery = self.inner.enqueue(record)?;
+        let acknowledged = self.acknowledged.clone();
+        Ok(Box::pin(async move {
+            let result = delivery.await;
+            if result.is_ok() {
+                acknowledged.lock().unwrap().entry(event_id).or_insert_with(Instant::now);
+            }
+            result
+        }))
+    }
+}
+
+/// Commit -> Kafka: appends one event at a time (200 a second) while a
+/// following publisher runs, and measures from each append's return (its
+/// transaction committed) to the broker's acknowledgement of its record.
 async fn freshness(brokers: &str, count: usize) {
     let topic = fresh_topic(brokers, "freshness").await;
     let database = fresh_database().await;
@@ -149,62 +206,66 @@ async fn freshness(brokers: &str, count: usize) {
         batch_size: 500,
         max_attempts: 5,
         backoff: Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60) },
-        retention: Duration::from_secs(72 * 3600),
         deadline_margin: Duration::from_secs(1),
         batch_timeout: Duration::from_secs(35),
         run_for: Duration::from_secs(600),
         poll_interval: Duration::from_millis(20),
     };
-    let publisher = Publisher::new(store.clone(), KafkaSink::new(settings(brokers)).unwrap(), publish);
+    let acknowledged = Arc::new(Mutex::new(HashMap::new()));
+    let sink = Timed { inner: KafkaSink::new(settings(brokers)).unwrap(), acknowledged: acknowledged.clone() };
+    let publisher = Publisher::new(store.clone(), sink, publish);
     let publishing = tokio::spawn(async move { publisher.run(tokio::time::Instant::now() + Duration::from_secs(601)).await });
+
+    let append_one = |stream_id: Uuid, expected_version: u64| {
+        let event_id = Uuid::now_v7();
+        let event = NewEvent { event_id, event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; PAYLOAD] };
+        let store = store.clone();
+        async move {
+            store
+                .append(AppendBatch {
+                    streams: vec![StreamAppend { stream_id, expected_version, events: vec![event], snapshot: None }],
+                    metadata: EventMetadata::now("bench", Uuid::now_v7(), "bench"),
+                    idempotency: None,
+                    open_limit: None,
+                })
+                .await
+                .unwrap();
+            (event_id.to_string(), Instant::now())
+        }
+    };
+    let wait_for = |ids: Vec<String>| {
+        let acknowledged = acknowledged.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while ids.iter().any(|id| !acknowledged.lock().unwrap().contains_key(id)) {
+                assert!(Instant::now() < deadline, "the publisher did not keep up");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Warm up: the producer's first send (connection, metadata, producer
+    // id) takes about a second, once per container; not what we measure.
+    let (warm_up, _) = append_one(Uuid::new_v4(), 0).await;
+    wait_for(vec![warm_up]).await;
 
     let accounts: Vec<Uuid> = (0..16).map(|_| Uuid::new_v4()).collect();
     let mut versions = vec![0u64; accounts.len()];
-    // Warm up: the producer's first send (connection, metadata, producer
-    // id) takes about a second, once per container; not what we measure.
-    let client = pool.get().await.unwrap();
-    let warm_up = NewEvent { event_id: Uuid::now_v7(), event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; PAYLOAD] };
-    let warm_up_stream = StreamAppend { stream_id: Uuid::new_v4(), expected_version: 0, events: vec![warm_up], snapshot: None };
-    let metadata = EventMetadata::now("bench", Uuid::now_v7(), "bench");
-    store.append(AppendBatch { streams: vec![warm_up_stream], metadata, idempotency: None, open_limit: None }).await.unwrap();
-    while client.query_one("SELECT count(*) FROM outbox WHERE status = 'pending'", &[]).await.unwrap().get::<_, i64>(0) > 0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ticks_from: i64 = client.query_one("SELECT max(id) FROM outbox", &[]).await.unwrap().get(0);
+    let mut committed = Vec::with_capacity(count);
     let mut ticks = tokio::time::interval(Duration::from_millis(5));
     for n in 0..count {
         ticks.tick().await;
         let a = n % accounts.len();
-        let event =
-            NewEvent { event_id: Uuid::now_v7(), event_type: "MoneyDeposited".into(), schema_version: 1, payload: vec![7; PAYLOAD] };
-        store
-            .append(AppendBatch {
-                streams: vec![StreamAppend { stream_id: accounts[a], expected_version: versions[a], events: vec![event], snapshot: None }],
-                metadata: EventMetadata::now("bench", Uuid::now_v7(), "bench"),
-                idempotency: None,
-                open_limit: None,
-            })
-            .await
-            .unwrap();
+        committed.push(append_one(accounts[a], versions[a]).await);
         versions[a] += 1;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.query_one("SELECT count(*) FROM outbox WHERE status = 'pending'", &[]).await.unwrap().get::<_, i64>(0) > 0 {
-        assert!(Instant::now() < deadline, "the publisher did not keep up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let row = client
-        .query_one(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag) \
-             FROM (SELECT (extract(epoch FROM published_at - created_at) * 1000)::float8 AS lag FROM outbox WHERE id > $1) l",
-            &[&ticks_from],
-        )
-        .await
-        .unwrap();
-    let (p50, p99, max): (f64, f64, f64) = (row.get(0), row.get(1), row.get::<_, f64>(2));
+    wait_for(committed.iter().map(|(id, _)| id.clone()).collect()).await;
+    let acknowledged = acknowledged.lock().unwrap();
+    let mut lags: Vec<f64> =
+        committed.iter().map(|(id, at)| acknowledged[id].saturating_duration_since(*at).as_secs_f64() * 1000.0).collect();
+    lags.sort_by(f64::total_cmp);
+    let (p50, p99, max) = (lags[lags.len() / 2], lags[lags.len() * 99 / 100], lags[lags.len() - 1]);
     println!("freshness, commit -> acknowledged: {count} events at 200/s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
     publishing.abort();
-    drop(client);
     drop(store);
     drop(pool);
     database.drop_database().await;
@@ -215,10 +276,11 @@ async fn main() {
     let brokers = std::env::var("LEDGERLINE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let count: usize = std::env::args().nth(1).map_or(20_000, |n| n.parse().expect("RECORDS is a number"));
     println!("broker {brokers}, {PAYLOAD}-byte values, linger.ms=5, idempotent, acks=all");
-    producer_in_flight(&brokers, count).await;
+    println!("each line sends {count} records shaped as the publisher sends them (envelope value, four headers)");
+    let producer_alone = producer_in_flight(&brokers, count).await;
     producer_one_at_a_time(&brokers, 300).await;
     for batch_size in [100, 500, 2000] {
-        whole_publisher(&brokers, count / 2, batch_size).await;
+        whole_publisher(&brokers, count, batch_size, producer_alone).await;
     }
     freshness(&brokers, 2_000).await;
 }

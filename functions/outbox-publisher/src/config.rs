@@ -51,7 +51,6 @@ impl PublisherConfig {
                 base: env.millis("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", 1_000, |n| *n <= 3_600_000)?,
                 max: env.millis("LEDGERLINE_OUTBOX_BACKOFF_MAX_MS", 300_000, |n| *n <= 86_400_000)?,
             },
-            retention: Duration::from_secs(3600 * env.number("LEDGERLINE_OUTBOX_RETENTION_HOURS", 72, |n: &u64| *n <= 24 * 365)?),
             deadline_margin: env.millis("LEDGERLINE_OUTBOX_DEADLINE_MARGIN_MS", 5_000, |n| *n <= 600_000)?,
             batch_timeout: message_timeout + Duration::from_secs(5),
             run_for: env.millis("LEDGERLINE_OUTBOX_RUN_FOR_MS", 0, |n| *n <= 900_000)?,
@@ -85,7 +84,6 @@ mod tests {
         assert_eq!(config.events_topic, defaults::EVENTS_TOPIC);
         assert_eq!(config.publish.dlq_topic, defaults::DLQ_TOPIC);
         assert_eq!(config.publish.batch_size, 500);
-        assert_eq!(config.publish.retention, Duration::from_secs(72 * 3600));
         assert!(config.kafka.extra.is_empty());
     }
 

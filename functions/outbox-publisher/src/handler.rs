@@ -44,19 +44,18 @@ pub async fn handle<K: RecordSink>(publisher: &Publisher<K>, event: LambdaEvent<
     let summary = publisher.run(deadline).await?;
     // An idle run (nothing done, nothing pending) writes no metrics either:
     // missing data is "nothing happened", and a terminal stays quiet.
-    let idle = summary.published + summary.failed + summary.dead_lettered + summary.pruned + summary.remaining == 0;
+    let idle = summary.published + summary.failed + summary.dead_lettered + summary.remaining == 0;
     if !idle {
         MetricsWriter::stdout("outbox-publisher").counts(&summary);
     }
     // An idle run (nothing due) is routine: debug, so a terminal stays quiet.
-    if summary.published + summary.failed + summary.dead_lettered + summary.pruned > 0 {
+    if summary.published + summary.failed + summary.dead_lettered > 0 {
         tracing::info!(
             published = summary.published,
             failed = summary.failed,
             dead_lettered = summary.dead_lettered,
             held_back = summary.held_back,
             remaining = summary.remaining,
-            pruned = summary.pruned,
             stopped = ?summary.stopped,
             "outbox run done"
         );

@@ -4,7 +4,8 @@
 //! flight at once, wait for the broker's answers, record the outcomes (which
 //! releases the lock), and go again until the outbox is drained, the Lambda
 //! deadline is near, the broker is failing, or another publisher took the
-//! lock. Then prune published rows past the retention period and report.
+//! lock. Then report. (Acknowledged rows leave the outbox as their batch
+//! completes: there is nothing to prune.)
 //!
 //! With `run_for` set, a drained outbox (or a busy lock, or a failing
 //! broker) does not end the run: it looks again every `poll_interval` until
@@ -48,8 +49,6 @@ pub struct PublishSettings {
     pub max_attempts: u32,
     /// `LEDGERLINE_OUTBOX_BACKOFF_BASE_MS` / `_MAX_MS`.
     pub backoff: Backoff,
-    /// `LEDGERLINE_OUTBOX_RETENTION_HOURS`: published rows older than this are deleted.
-    pub retention: Duration,
     /// `LEDGERLINE_OUTBOX_DEADLINE_MARGIN_MS`: stop this long before the deadline.
     pub deadline_margin: Duration,
     /// The longest one batch waits for the broker: the producer's message
@@ -82,7 +81,7 @@ pub enum Stop {
 /// What one run did; the Lambda function's response.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    /// Rows acknowledged by the broker and marked published.
+    /// Rows acknowledged by the broker (and so removed from the outbox).
     pub published: u64,
     /// Failed attempts: the rows stay pending and are retried after a backoff.
     pub failed: u64,
@@ -93,8 +92,6 @@ pub struct Summary {
     pub held_back: u64,
     /// Pending rows left when the run ended (due now or waiting for a retry).
     pub remaining: u64,
-    /// Published rows deleted after the retention period.
-    pub pruned: u64,
     pub batches: u64,
     pub stopped: Stop,
     /// The last publishing error seen, if any.
@@ -106,9 +103,6 @@ pub struct Publisher<K> {
     sink: K,
     settings: PublishSettings,
 }
-
-/// Rows pruned per statement, so one delete never holds many locks.
-const PRUNE_CHUNK: usize = 5_000;
 
 impl<K: RecordSink> Publisher<K> {
     pub fn new(store: Arc<dyn OutboxStore>, sink: K, settings: PublishSettings) -> Self {
@@ -153,7 +147,6 @@ impl<K: RecordSink> Publisher<K> {
             }
             tokio::time::sleep(pause).await;
         }
-        summary.pruned = self.prune(stop_at).await?;
         summary.remaining = self.store.counts().await?.pending;
         Ok(summary)
     }
@@ -279,17 +272,5 @@ impl<K: RecordSink> Publisher<K> {
         tokio::time::timeout_at(by, delivery)
             .await
             .unwrap_or_else(|_| Err(SendError::transient("no acknowledgement from the dead-letter topic")))
-    }
-
-    async fn prune(&self, stop_at: Instant) -> Result<u64, StoreError> {
-        let mut pruned = 0;
-        while Instant::now() < stop_at {
-            let deleted = self.store.prune_published(self.settings.retention, PRUNE_CHUNK).await?;
-            pruned += deleted;
-            if deleted < PRUNE_CHUNK as u64 {
-                break;
-            }
-        }
-        Ok(pruned)
     }
 }

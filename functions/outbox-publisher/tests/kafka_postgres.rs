@@ -75,7 +75,7 @@ async fn every_event_reaches_kafka_once_in_account_order_under_interleaved_appen
         assert_eq!(record.headers["correlation_id"], format!("corr-{}", envelope.stream_id));
     }
     let counts = store.counts().await.unwrap();
-    assert_eq!((counts.pending, counts.published, counts.dead), (0, 180, 0));
+    assert_eq!((counts.pending, counts.dead), (0, 0), "acknowledged rows left the outbox");
     database.drop_database().await;
 }
 
@@ -147,7 +147,8 @@ async fn broker_stopped_mid_run_loses_nothing_and_everything_goes_out_when_it_re
     });
     eventually("some rows published", Duration::from_secs(30), || {
         let store = store.clone();
-        async move { (store.counts().await.unwrap().published >= 20).then_some(()) }
+        let total = event_ids.len() as u64;
+        async move { (store.counts().await.unwrap().pending + 20 <= total).then_some(()) }
     })
     .await;
     broker.stop();
@@ -205,7 +206,7 @@ async fn a_crash_between_publish_and_mark_duplicates_records_without_gaps() {
         publisher.sink().enqueue(record).unwrap().await.expect("acknowledged");
     }
     drop(batch);
-    assert_eq!(store.counts().await.unwrap().published, 0, "nothing was recorded");
+    assert_eq!(store.counts().await.unwrap().pending, 40, "nothing was recorded");
 
     drain(&publisher, Duration::from_secs(60)).await;
     let records = read_topic(&brokers, &topic).await;
@@ -247,23 +248,22 @@ async fn a_poison_row_goes_to_the_dead_letter_topic_and_other_accounts_flow() {
 
     let first = publisher.run(Instant::now() + Duration::from_secs(20)).await.unwrap();
     assert_eq!((first.published, first.failed), (6, 1), "{first:?}");
-    assert!(store.outbox_for_stream(healthy).await.unwrap().iter().all(|r| r.status == OutboxStatus::Published), "others flow");
+    assert!(store.outbox_for_stream(healthy).await.unwrap().is_empty(), "others flow (and leave the outbox)");
     let rows = store.outbox_for_stream(poisoned).await.unwrap();
     assert_eq!(
-        rows.iter().map(|r| (r.status, r.attempts)).collect::<Vec<_>>(),
+        rows.iter().map(|r| (r.stream_version, r.status, r.attempts)).collect::<Vec<_>>(),
         vec![
-            (OutboxStatus::Published, 0),
-            (OutboxStatus::Pending, 1),
-            (OutboxStatus::Pending, 0), // held back behind the failed row
+            (2, OutboxStatus::Pending, 1),
+            (3, OutboxStatus::Pending, 0), // held back behind the failed row
         ]
     );
 
     let summaries = drain(&publisher, Duration::from_secs(30)).await;
     assert_eq!(summaries.iter().map(|s| s.dead_lettered).sum::<u64>(), 1);
     let rows = store.outbox_for_stream(poisoned).await.unwrap();
-    assert_eq!((rows[1].status, rows[1].attempts), (OutboxStatus::Dead, 3));
-    assert!(rows[1].last_error.as_deref().unwrap().to_lowercase().contains("size"), "{:?}", rows[1].last_error);
-    assert_eq!(rows[2].status, OutboxStatus::Published);
+    assert_eq!(rows.len(), 1, "only the dead row is left: {rows:?}");
+    assert_eq!((rows[0].stream_version, rows[0].status, rows[0].attempts), (2, OutboxStatus::Dead, 3));
+    assert!(rows[0].last_error.as_deref().unwrap().to_lowercase().contains("size"), "{:?}", rows[0].last_error);
 
     let dead = read_topic(&brokers, &dlq).await;
     assert_eq!(dead.len(), 1);
@@ -282,48 +282,40 @@ async fn a_poison_row_goes_to_the_dead_letter_topic_and_other_accounts_flow() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn published_rows_are_deleted_after_the_retention_period_and_others_are_kept() {
+async fn a_replay_sends_the_events_since_a_moment_again_from_the_log() {
     let (_broker, brokers) = test_broker().await;
-    let (topic, dlq) = topics(&brokers, "retention").await;
+    let (topic, dlq) = topics(&brokers, "replay").await;
     let database = FreshDatabase::create().await;
     let store = database.store(&topic, 65_536);
-    let (old, recent, dead, waiting) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    for account in [old, recent, dead, waiting] {
-        append(store.as_ref(), account, &[SMALL; 5]).await;
+    let (earlier, later) = (Uuid::new_v4(), Uuid::new_v4());
+    append(store.as_ref(), earlier, &[SMALL; 3]).await;
+    let since = store.read_stream(earlier, 0).await.unwrap()[2].metadata.recorded_at + chrono::Duration::microseconds(1);
+    while chrono::Utc::now() <= since {
+        tokio::task::yield_now().await;
     }
-    let mut settings = publish_settings(&dlq, 100, TIMEOUT);
-    settings.retention = Duration::from_secs(2 * 3600);
-    let publisher = publisher(store.clone(), &brokers, settings, TIMEOUT);
-    let first = publisher.run(Instant::now() + Duration::from_secs(20)).await.unwrap();
-    assert_eq!((first.published, first.pruned), (20, 0));
+    let replayed_ids = append(store.as_ref(), later, &[SMALL; 4]).await;
+    let publisher = publisher(store.clone(), &brokers, publish_settings(&dlq, 100, TIMEOUT), TIMEOUT);
+    assert_eq!(publisher.run(Instant::now() + Duration::from_secs(20)).await.unwrap().published, 7);
+    assert_eq!(store.counts().await.unwrap().pending, 0);
 
-    // Age some rows past the retention period, as if hours went by; make
-    // others dead or pending with old timestamps: those must stay.
-    let client = database.client().await;
-    client.execute("UPDATE outbox SET published_at = now() - interval '3 hours' WHERE stream_id = $1", &[&old]).await.unwrap();
-    client.execute("UPDATE outbox SET published_at = now() - interval '1 hour' WHERE stream_id = $1", &[&recent]).await.unwrap();
-    client
-        .execute(
-            "UPDATE outbox SET status = 'dead', published_at = NULL, created_at = now() - interval '9 hours' WHERE stream_id = $1",
-            &[&dead],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            "UPDATE outbox SET status = 'pending', published_at = NULL, next_attempt_at = now() + interval '1 hour', \
-               created_at = now() - interval '9 hours' WHERE stream_id = $1",
-            &[&waiting],
-        )
-        .await
-        .unwrap();
+    // The broker lost them (as if reset): queue what was recorded since.
+    assert_eq!(store.replay_events(since).await.unwrap(), 4);
+    let again = publisher.run(Instant::now() + Duration::from_secs(20)).await.unwrap();
+    assert_eq!((again.published, again.remaining), (4, 0));
 
-    let second = publisher.run(Instant::now() + Duration::from_secs(20)).await.unwrap();
-    assert_eq!((second.pruned, second.published, second.remaining), (5, 0, 5));
-    assert!(store.outbox_for_stream(old).await.unwrap().is_empty());
-    assert_eq!(store.outbox_for_stream(recent).await.unwrap().len(), 5);
-    assert_eq!(store.outbox_for_stream(dead).await.unwrap().len(), 5);
-    assert_eq!(store.outbox_for_stream(waiting).await.unwrap().len(), 5);
-    assert_eq!(store.read_stream(old, 0).await.unwrap().len(), 5, "the events themselves are never pruned");
+    let records = read_topic(&brokers, &topic).await;
+    assert_eq!(records.len(), 11);
+    let by_account = versions_by_account(&records);
+    assert_eq!(by_account[&earlier.to_string()], vec![1, 2, 3], "older events are not sent again");
+    assert_eq!(by_account[&later.to_string()], vec![1, 2, 3, 4, 1, 2, 3, 4], "sent again, in order");
+    for event_id in replayed_ids {
+        let copies: Vec<&Received> = records.iter().filter(|r| r.headers["event_id"] == event_id.to_string()).collect();
+        assert_eq!(copies.len(), 2);
+        assert_eq!(
+            (copies[0].value.clone(), copies[0].headers.clone()),
+            (copies[1].value.clone(), copies[1].headers.clone()),
+            "the same record"
+        );
+    }
     database.drop_database().await;
 }

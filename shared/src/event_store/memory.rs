@@ -57,10 +57,15 @@ impl InMemoryEventStore {
     }
 
     /// The outbox rows and the publisher's bookkeeping, under the store's lock.
-    pub(crate) fn with_outbox<R>(&self, f: impl FnOnce(&mut Vec<OutboxMessage>, &mut MemoryOutboxState) -> R) -> R {
+    /// The event log comes along for replays.
+    pub(crate) fn with_outbox<R>(&self, f: impl FnOnce(&mut Vec<OutboxMessage>, &mut MemoryOutboxState, &[RecordedEvent]) -> R) -> R {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        f(&mut inner.outbox, &mut inner.outbox_state)
+        f(&mut inner.outbox, &mut inner.outbox_state, &inner.log)
+    }
+
+    pub(crate) fn settings(&self) -> &StoreSettings {
+        &self.settings
     }
 
     /// Set while an outbox publisher holds a claimed batch.
@@ -179,8 +184,7 @@ impl InMemoryEventStore {
                 inner.event_ids.insert(event.event_id);
             }
             for message in outbox_messages(stream, &batch.metadata) {
-                // Pruned rows still count, so ids are never reused.
-                let id = inner.outbox.len() as i64 + inner.outbox_state.pruned + 1;
+                let id = inner.outbox_state.next_id();
                 inner.outbox.push(OutboxMessage {
                     id,
                     event_id: message.event_id,

@@ -25,7 +25,7 @@ pub use envelope::{ENVELOPE_FORMAT, EnvelopeError, EventEnvelope, EventMetadata}
 pub use error::StoreError;
 pub use memory::InMemoryEventStore;
 pub use postgres::PostgresEventStore;
-pub(crate) use postgres::map_pg_error;
+pub(crate) use postgres::{EVENT_COLUMNS, headers_to_json, map_pg_error, row_to_event};
 
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};
 
@@ -157,8 +157,10 @@ pub struct Snapshot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxStatus {
+    /// Waiting to be sent (due now, or after a failed attempt's backoff).
+    /// A row the broker acknowledged leaves the outbox.
     Pending,
-    Published,
+    /// Can never be sent; kept for the operator (`ledgerline dlq`).
     Dead,
 }
 
@@ -166,7 +168,6 @@ impl OutboxStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
-            Self::Published => "published",
             Self::Dead => "dead",
         }
     }
@@ -174,7 +175,6 @@ impl OutboxStatus {
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "pending" => Some(Self::Pending),
-            "published" => Some(Self::Published),
             "dead" => Some(Self::Dead),
             _ => None,
         }
@@ -376,6 +376,20 @@ pub(crate) struct NewOutboxMessage {
     pub headers: Vec<(String, String)>,
 }
 
+impl NewOutboxMessage {
+    /// The row that sends one event: its envelope is the record's value.
+    pub(crate) fn from_envelope(envelope: &EventEnvelope) -> Self {
+        Self {
+            event_id: envelope.event_id,
+            stream_id: envelope.stream_id,
+            stream_version: envelope.version,
+            key: envelope.stream_id.to_string(),
+            headers: envelope.headers(),
+            payload: envelope.encode(),
+        }
+    }
+}
+
 /// Builds the outbox rows for a stream's new events: the envelope is what
 /// the publisher sends, so it is built once here, inside the transaction.
 pub(crate) fn outbox_messages(stream: &StreamAppend, metadata: &EventMetadata) -> Vec<NewOutboxMessage> {
@@ -384,7 +398,7 @@ pub(crate) fn outbox_messages(stream: &StreamAppend, metadata: &EventMetadata) -
         .iter()
         .enumerate()
         .map(|(i, event)| {
-            let envelope = EventEnvelope {
+            NewOutboxMessage::from_envelope(&EventEnvelope {
                 event_id: event.event_id,
                 stream_id: stream.stream_id,
                 version: stream.expected_version + 1 + i as u64,
@@ -392,15 +406,7 @@ pub(crate) fn outbox_messages(stream: &StreamAppend, metadata: &EventMetadata) -
                 schema_version: event.schema_version,
                 payload: event.payload.clone(),
                 metadata: metadata.clone(),
-            };
-            NewOutboxMessage {
-                event_id: event.event_id,
-                stream_id: stream.stream_id,
-                stream_version: envelope.version,
-                key: stream.stream_id.to_string(),
-                headers: envelope.headers(),
-                payload: envelope.encode(),
-            }
+            })
         })
         .collect()
 }

@@ -72,12 +72,16 @@ pub struct PostgresEventStore {
     settings: StoreSettings,
 }
 
-const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "global_position, stream_id, version, event_id, event_type, schema_version, payload, correlation_id, causation_id, actor, recorded_at";
 
 impl PostgresEventStore {
     pub fn new(pool: Pool, settings: StoreSettings) -> Self {
         Self { pool, settings }
+    }
+
+    pub(crate) fn settings(&self) -> &StoreSettings {
+        &self.settings
     }
 
     pub fn pool(&self) -> &Pool {
@@ -183,7 +187,7 @@ impl PostgresEventStore {
 
 /// Headers are kept as a JSON array of `[name, value]` pairs: order is kept
 /// and a name may repeat, as in Kafka.
-fn headers_to_json(headers: &[(String, String)]) -> serde_json::Value {
+pub(crate) fn headers_to_json(headers: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Array(headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect())
 }
 
@@ -191,7 +195,7 @@ fn headers_from_json(value: serde_json::Value) -> Vec<(String, String)> {
     serde_json::from_value(value).unwrap_or_default()
 }
 
-fn row_to_event(row: &Row) -> RecordedEvent {
+pub(crate) fn row_to_event(row: &Row) -> RecordedEvent {
     RecordedEvent {
         global_position: row.get("global_position"),
         stream_id: row.get("stream_id"),

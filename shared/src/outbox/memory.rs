@@ -2,9 +2,9 @@
 //!
 //! The publisher lock is a flag on the store, set by `claim` and cleared when
 //! the batch is completed or dropped; outcomes are applied under the store's
-//! one mutex, so they land all at once, as a PostgreSQL commit would.
+//! one mutex, so they land all at once, as a PostgreSQL commit would. As in
+//! PostgreSQL, an acknowledged row leaves the outbox.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -13,15 +13,20 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{ClaimedBatch, OutboxCounts, OutboxStore, Outcome, check_outcomes};
-use crate::event_store::{InMemoryEventStore, OutboxMessage, OutboxStatus, StoreError};
+use crate::event_store::{InMemoryEventStore, NewOutboxMessage, OutboxMessage, OutboxStatus, StoreError};
 
 /// What the in-memory outbox keeps besides the rows themselves.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryOutboxState {
-    /// Rows removed by pruning, so new rows keep getting fresh ids.
-    pub pruned: i64,
-    /// When each published row was published (for the retention period).
-    pub published_at: HashMap<i64, DateTime<Utc>>,
+    /// The last id handed out: rows leave the outbox, ids are never reused.
+    pub last_id: i64,
+}
+
+impl MemoryOutboxState {
+    pub fn next_id(&mut self) -> i64 {
+        self.last_id += 1;
+        self.last_id
+    }
 }
 
 struct MemoryBatch<'a> {
@@ -48,15 +53,15 @@ impl ClaimedBatch for MemoryBatch<'_> {
     async fn complete(self: Box<Self>, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
         check_outcomes(&self.messages, &outcomes)?;
         let now = Utc::now();
-        self.store.with_outbox(|rows, state| {
+        self.store.with_outbox(|rows, _, _| {
             for outcome in outcomes {
-                let Some(row) = rows.iter_mut().find(|r| r.id == outcome.id() && r.status == OutboxStatus::Pending) else {
+                let Some(index) = rows.iter().position(|r| r.id == outcome.id() && r.status == OutboxStatus::Pending) else {
                     continue;
                 };
+                let row = &mut rows[index];
                 match outcome {
-                    Outcome::Published { id } => {
-                        row.status = OutboxStatus::Published;
-                        state.published_at.insert(id, now);
+                    Outcome::Published { .. } => {
+                        rows.remove(index);
                     }
                     Outcome::Failed { error, retry_after, .. } => {
                         row.attempts += 1;
@@ -84,7 +89,7 @@ impl OutboxStore for InMemoryEventStore {
         // From here on, dropping the batch releases the lock.
         let mut batch = MemoryBatch { store: self, messages: Vec::new() };
         let now = Utc::now();
-        batch.messages = self.with_outbox(|rows, _| {
+        batch.messages = self.with_outbox(|rows, _, _| {
             // Accounts with a pending row waiting for a retry, as of the rows
             // seen so far (rows are in outbox order).
             let mut waiting: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
@@ -104,30 +109,9 @@ impl OutboxStore for InMemoryEventStore {
         Ok(Some(Box::new(batch)))
     }
 
-    async fn prune_published(&self, older_than: Duration, limit: usize) -> Result<u64, StoreError> {
-        let cutoff = Utc::now().checked_sub_signed(delay(older_than)).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Ok(self.with_outbox(|rows, state| {
-            let mut doomed: Vec<(DateTime<Utc>, i64)> = rows
-                .iter()
-                .filter(|r| r.status == OutboxStatus::Published)
-                .filter_map(|r| state.published_at.get(&r.id).map(|at| (*at, r.id)))
-                .filter(|(at, _)| *at < cutoff)
-                .collect();
-            doomed.sort();
-            doomed.truncate(limit);
-            let doomed: std::collections::HashSet<i64> = doomed.into_iter().map(|(_, id)| id).collect();
-            rows.retain(|r| !doomed.contains(&r.id));
-            for id in &doomed {
-                state.published_at.remove(id);
-            }
-            state.pruned += doomed.len() as i64;
-            doomed.len() as u64
-        }))
-    }
-
     async fn revive_dead(&self, stream_id: Option<Uuid>) -> Result<u64, StoreError> {
         let now = Utc::now();
-        Ok(self.with_outbox(|rows, _| {
+        Ok(self.with_outbox(|rows, _, _| {
             let mut revived = 0;
             for row in rows.iter_mut().filter(|r| r.status == OutboxStatus::Dead && stream_id.is_none_or(|s| s == r.stream_id)) {
                 row.status = OutboxStatus::Pending;
@@ -140,19 +124,29 @@ impl OutboxStore for InMemoryEventStore {
         }))
     }
 
-    async fn replay_published(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn replay_events(&self, since: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = Utc::now();
-        Ok(self.with_outbox(|rows, state| {
+        Ok(self.with_outbox(|rows, state, log| {
+            let queued: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.event_id).collect();
             let mut replayed = 0;
-            for row in rows.iter_mut().filter(|r| r.status == OutboxStatus::Published) {
-                if state.published_at.get(&row.id).is_some_and(|at| *at >= since) {
-                    state.published_at.remove(&row.id);
-                    row.status = OutboxStatus::Pending;
-                    row.attempts = 0;
-                    row.next_attempt_at = now;
-                    row.last_error = Some("replayed".into());
-                    replayed += 1;
-                }
+            for event in log.iter().filter(|e| e.metadata.recorded_at >= since && !queued.contains(&e.event_id)) {
+                let message = NewOutboxMessage::from_envelope(&event.envelope());
+                rows.push(OutboxMessage {
+                    id: state.next_id(),
+                    event_id: message.event_id,
+                    stream_id: message.stream_id,
+                    stream_version: message.stream_version,
+                    topic: self.settings().events_topic.clone(),
+                    key: message.key,
+                    payload: message.payload,
+                    headers: message.headers,
+                    status: OutboxStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: Some("replayed".into()),
+                    created_at: now,
+                });
+                replayed += 1;
             }
             replayed
         }))
@@ -160,7 +154,7 @@ impl OutboxStore for InMemoryEventStore {
 
     async fn counts(&self) -> Result<OutboxCounts, StoreError> {
         let now = Utc::now();
-        Ok(self.with_outbox(|rows, _| {
+        Ok(self.with_outbox(|rows, _, _| {
             let mut counts = OutboxCounts::default();
             for row in rows.iter() {
                 match row.status {
@@ -172,7 +166,6 @@ impl OutboxStore for InMemoryEventStore {
                         counts.oldest_pending_at =
                             Some(counts.oldest_pending_at.map_or(row.created_at, |at: DateTime<Utc>| at.min(row.created_at)));
                     }
-                    OutboxStatus::Published => counts.published += 1,
                     OutboxStatus::Dead => counts.dead += 1,
                 }
             }

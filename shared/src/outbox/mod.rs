@@ -13,10 +13,14 @@
 //! 2. The publisher sends them and calls [`ClaimedBatch::complete`] with one
 //!    [`Outcome`] per row it settled. That records the outcomes and releases
 //!    the lock together (PostgreSQL: one transaction with a transaction-scoped
-//!    advisory lock). Dropping the batch instead releases the lock and records
-//!    nothing, exactly like a crash: the rows are handed out again later.
-//! 3. [`OutboxStore::prune_published`] deletes published rows older than the
-//!    retention period; pending and dead rows are never pruned.
+//!    advisory lock): an acknowledged row is deleted, a failed one waits for
+//!    its retry, a dead one stays for the operator. Dropping the batch
+//!    instead releases the lock and records nothing, exactly like a crash:
+//!    the rows are handed out again later.
+//!
+//! The outbox is a queue, not a history: the event log is the history, and
+//! [`OutboxStore::replay_events`] queues events from it again (after a
+//! broker lost what it had acknowledged).
 //!
 //! The lock is per batch, not per run: between two batches another publisher
 //! may take over, which is safe because every batch's outcomes are committed
@@ -41,7 +45,7 @@ pub(crate) use memory::MemoryOutboxState;
 /// What became of one claimed row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The broker acknowledged the record: the row is `published`.
+    /// The broker acknowledged the record: the row leaves the outbox.
     Published { id: i64 },
     /// Not acknowledged: the row stays `pending` with `attempts + 1`, the
     /// error recorded, and is not due again before `retry_after` has passed.
@@ -67,7 +71,6 @@ pub struct OutboxCounts {
     pub pending: u64,
     /// Pending rows whose next attempt is due now.
     pub due: u64,
-    pub published: u64,
     pub dead: u64,
     /// When the oldest pending row was written: the publishing lag.
     pub oldest_pending_at: Option<DateTime<Utc>>,
@@ -94,10 +97,6 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// frozen or vanished publisher cannot block the outbox for good.
     async fn claim(&self, limit: usize, hold_for: Duration) -> Result<Option<Box<dyn ClaimedBatch + '_>>, StoreError>;
 
-    /// Deletes up to `limit` published rows published more than `older_than`
-    /// ago; returns how many.
-    async fn prune_published(&self, older_than: Duration, limit: usize) -> Result<u64, StoreError>;
-
     /// Row counts by state.
     async fn counts(&self) -> Result<OutboxCounts, StoreError>;
 
@@ -107,11 +106,13 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// limits it to one account. Returns how many rows were revived.
     async fn revive_dead(&self, stream_id: Option<uuid::Uuid>) -> Result<u64, StoreError>;
 
-    /// Puts rows published at or after `since` back to `pending`, due now,
-    /// so they are sent again: after a broker lost what it had acknowledged
-    /// (reset, or its storage deleted). Safe because the projector skips
-    /// what it already applied. Returns how many rows were replayed.
-    async fn replay_published(&self, since: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
+    /// Queues every event recorded at or after `since` again, from the
+    /// event log, due now, so it is sent again: after a broker lost what it
+    /// had acknowledged (reset, or its storage deleted). An event still in
+    /// the outbox (pending or dead) is left as it is. Safe because the
+    /// projector skips what it already applied. Returns how many rows were
+    /// queued.
+    async fn replay_events(&self, since: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError>;
 }
 
 /// Refuses outcomes for rows that were not claimed, or two for one row.

@@ -94,7 +94,6 @@ pub fn publish_settings(dlq: &str, batch_size: usize, message_timeout: Duration)
         batch_size,
         max_attempts: 3,
         backoff: Backoff { base: Duration::from_millis(50), max: Duration::from_millis(200) },
-        retention: Duration::from_secs(72 * 3600),
         deadline_margin: Duration::from_millis(500),
         batch_timeout: message_timeout + Duration::from_secs(2),
         run_for: Duration::ZERO,
