@@ -45,7 +45,7 @@ impl PublisherConfig {
         let message_timeout = env.millis("LEDGERLINE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000, |n| (1_000..=900_000).contains(n))?;
         let publish = PublishSettings {
             dlq_topic: env.text_or("LEDGERLINE_DLQ_TOPIC", defaults::DLQ_TOPIC),
-            batch_size: env.number("LEDGERLINE_OUTBOX_BATCH_SIZE", 500, |n: &usize| (1..=10_000).contains(n))?,
+            batch_size: env.number("LEDGERLINE_OUTBOX_BATCH_SIZE", 2_000, |n: &usize| (1..=10_000).contains(n))?,
             max_attempts: env.number("LEDGERLINE_OUTBOX_MAX_ATTEMPTS", 5, |n: &u32| (1..=1_000).contains(n))?,
             backoff: Backoff {
                 base: env.millis("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", 1_000, |n| *n <= 3_600_000)?,
@@ -83,7 +83,7 @@ mod tests {
         assert_eq!(config.kafka.brokers, defaults::KAFKA_BROKERS);
         assert_eq!(config.events_topic, defaults::EVENTS_TOPIC);
         assert_eq!(config.publish.dlq_topic, defaults::DLQ_TOPIC);
-        assert_eq!(config.publish.batch_size, 500);
+        assert_eq!(config.publish.batch_size, 2_000);
         assert!(config.kafka.extra.is_empty());
     }
 

@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use futures_util::future::join_all;
 use ledgerline_shared::accounts::codec::EventCodec;
 use ledgerline_shared::cache::AccountCache;
 use ledgerline_shared::event_store::EventStore;
@@ -54,6 +55,19 @@ pub struct BatchSummary {
     pub failed: u64,
     pub cache_refreshed: u64,
     pub cache_errors: u64,
+}
+
+impl BatchSummary {
+    /// Adds another part's counts (a partition's, projected on its own).
+    fn add(&mut self, other: &Self) {
+        self.applied += other.applied;
+        self.duplicates += other.duplicates;
+        self.gap_events_filled += other.gap_events_filled;
+        self.dead_lettered += other.dead_lettered;
+        self.failed += other.failed;
+        self.cache_refreshed += other.cache_refreshed;
+        self.cache_errors += other.cache_errors;
+    }
 }
 
 /// The accounts a batch wrote, each with its view as written when the
@@ -96,16 +110,29 @@ impl Projector {
         let mut response = KafkaBatchResponse::default();
         let mut summary = BatchSummary::default();
         let mut touched = Touched::new();
-        // The read model's version of each account, as learnt in this batch:
-        // a record at or below it is a duplicate, skipped without a write
-        // (a redelivered backlog costs one write per account, not per record).
-        let mut known = HashMap::new();
         // Partitions in a stable order; records in offset order within each.
         let mut partitions: Vec<(String, Vec<KafkaRecord>)> = event.records.into_iter().collect();
         partitions.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, mut records) in partitions {
+        // Partitions are independent (an account's records share one), so
+        // they are projected at the same time: a batch waits for its slowest
+        // partition, not for the sum of them.
+        let projected = join_all(partitions.iter_mut().map(|(_, records)| async move {
             records.sort_by_key(|r| r.offset);
-            let failed_from = self.project_partition(&records, &mut summary, &mut touched, &mut known).await;
+            let mut part = (BatchSummary::default(), Touched::new());
+            // The read model's version of each account, as learnt in this
+            // batch: a record at or below it is a duplicate, skipped without
+            // a write (a redelivered backlog costs one write per account).
+            let mut known = HashMap::new();
+            let failed_from = self.project_partition(records, &mut part.0, &mut part.1, &mut known).await;
+            (failed_from, part)
+        }))
+        .await;
+        for ((_, records), (failed_from, (part_summary, part_touched))) in partitions.iter().zip(projected) {
+            summary.add(&part_summary);
+            for (account_id, view) in part_touched {
+                // An account in two partitions (a re-keyed topic): read it back.
+                touched.entry(account_id).and_modify(|seen| *seen = None).or_insert(view);
+            }
             // Everything from the first failure on in this partition is
             // retried (records of other accounts after it were applied and
             // will come back as duplicates).
@@ -203,20 +230,26 @@ impl Projector {
             run.iter().filter(|(_, change)| known.get(&account_id).is_none_or(|&at| change.version() > at)).collect();
         summary.duplicates += (run.len() - fresh.len()) as u64;
         for chunk in fresh.chunks(RUN_LIMIT) {
-            if chunk.len() > 1 {
-                let changes: Vec<Change> = chunk.iter().map(|(_, change)| change.clone()).collect();
-                match self.read_model.apply_run(&changes).await {
-                    Ok(Some(view)) => {
-                        summary.applied += changes.len() as u64;
-                        touched.insert(account_id, Some(view));
-                        known.insert(account_id, changes.last().expect("a chunk is not empty").version());
-                        continue;
-                    }
-                    Ok(None) => {} // one by one below
-                    Err(error) => return Err((chunk[0].0, error.into())),
+            let mut rest: &[&(i64, Change)] = chunk;
+            if rest.len() > 1 {
+                if self.try_run(account_id, rest, summary, touched, known).await? {
+                    continue;
+                }
+                // The account is not where the run starts (most often a
+                // redelivered batch): learn where it is with one read, skip
+                // what it already has, and write the rest as a run if it
+                // follows. A redelivery then costs a read per account, not
+                // a failed write and a read per record.
+                let stored = self.read_model.account(account_id, true).await.map_err(|e| (rest[0].0, e.into()))?.map_or(0, |v| v.version);
+                known.insert(account_id, stored);
+                let skipped = rest.iter().take_while(|(_, change)| change.version() <= stored).count();
+                summary.duplicates += skipped as u64;
+                rest = &rest[skipped..];
+                if rest.len() > 1 && rest[0].1.version() == stored + 1 && self.try_run(account_id, rest, summary, touched, known).await? {
+                    continue;
                 }
             }
-            for (offset, change) in chunk {
+            for (offset, change) in rest {
                 if known.get(&account_id).is_some_and(|&at| change.version() <= at) {
                     summary.duplicates += 1;
                     continue;
@@ -225,6 +258,29 @@ impl Projector {
             }
         }
         Ok(())
+    }
+
+    /// Writes `run` (consecutive changes of one account) at once if the
+    /// account is right before it; `false` when nothing was written.
+    async fn try_run(
+        &self,
+        account_id: Uuid,
+        run: &[&(i64, Change)],
+        summary: &mut BatchSummary,
+        touched: &mut Touched,
+        known: &mut HashMap<Uuid, u64>,
+    ) -> Result<bool, (i64, RecordError)> {
+        let changes: Vec<Change> = run.iter().map(|(_, change)| change.clone()).collect();
+        match self.read_model.apply_run(&changes).await {
+            Ok(Some(view)) => {
+                summary.applied += changes.len() as u64;
+                touched.insert(account_id, Some(view));
+                known.insert(account_id, changes.last().expect("a run is not empty").version());
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(error) => Err((run[0].0, error.into())),
+        }
     }
 
     /// Applies one change: a duplicate is counted, a gap filled first.

@@ -4,11 +4,14 @@
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ledgerline_shared::cache::{AccountCache, CacheSettings};
 use ledgerline_shared::event_store::EventStore;
-use ledgerline_shared::read_model::{ReadModelStore, TransactionKind};
+use ledgerline_shared::read_model::{
+    AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionKind, TransactionPage, TransactionView,
+};
 use projector::Projector;
 use projector::dead_letter::{DeadLetterSource, InMemoryDeadLetters};
 use support::{Ledger, OwnRedis, event_store, in_partition, kafka_event, raw_record_json, read_model, record_json};
@@ -71,6 +74,76 @@ async fn a_duplicate_batch_leaves_the_tables_as_they_were() {
     assert_eq!((summary.applied, summary.duplicates), (0, 3));
     let after = (model.account(account, true).await.unwrap(), model.transactions(account, 10, None, true).await.unwrap());
     assert_eq!(before, after);
+}
+
+/// The read model, counting its writes: one change at a time, or a run.
+struct Counting {
+    inner: Arc<dyn ReadModelStore>,
+    single: AtomicU32,
+    runs: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for Counting {
+    async fn apply(&self, change: &Change) -> Result<ApplyOutcome, ReadModelError> {
+        self.single.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(change).await
+    }
+
+    async fn apply_run(&self, changes: &[Change]) -> Result<Option<AccountView>, ReadModelError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply_run(changes).await
+    }
+
+    async fn account(&self, account_id: uuid::Uuid, consistent: bool) -> Result<Option<AccountView>, ReadModelError> {
+        self.inner.account(account_id, consistent).await
+    }
+
+    async fn accounts_of_owner(&self, owner_id: &str) -> Result<Vec<AccountView>, ReadModelError> {
+        self.inner.accounts_of_owner(owner_id).await
+    }
+
+    async fn transactions(
+        &self,
+        account_id: uuid::Uuid,
+        limit: usize,
+        before_version: Option<u64>,
+        consistent: bool,
+    ) -> Result<TransactionPage, ReadModelError> {
+        self.inner.transactions(account_id, limit, before_version, consistent).await
+    }
+
+    async fn accounts(&self, ids: &[uuid::Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
+        self.inner.accounts(ids).await
+    }
+
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
+        self.inner.replace(view, rows).await
+    }
+}
+
+#[tokio::test]
+async fn a_partly_redelivered_batch_costs_a_read_and_a_run_not_a_write_per_record() {
+    let store = event_store().await;
+    let ledger = Ledger::new(store.clone());
+    let account = ledger.open("erin").await;
+    for amount in [10, 20, 30, 40] {
+        ledger.deposit(account, amount).await;
+    }
+    let events = ledger.events(account).await;
+    let model = read_model().await;
+    let counting = Arc::new(Counting { inner: model.clone(), single: AtomicU32::new(0), runs: AtomicU32::new(0) });
+    let (projector, _) = projector(counting.clone(), None, None);
+    projector.handle(kafka_event(in_partition(0, 0, &events[..3]))).await;
+    // Lambda delivers from an earlier offset again: versions 1-3 once more, then 4 and 5.
+    let (response, summary) = projector.handle(kafka_event(in_partition(0, 0, &events))).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!((summary.applied, summary.duplicates), (2, 3));
+    assert_eq!(counting.single.load(Ordering::SeqCst), 0, "no change was written one by one");
+    assert_eq!(counting.runs.load(Ordering::SeqCst), 3, "the first run, the refused run of 1-5, the run of 4-5");
+    let view = model.account(account, true).await.unwrap().unwrap();
+    assert_eq!((view.balance, view.version), (100, 5));
+    assert_eq!(model.transactions(account, 10, None, true).await.unwrap().items.len(), 4);
 }
 
 #[tokio::test]
