@@ -32,6 +32,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use ledgerline_shared::read_model::tables::TableNames;
 use tokio::sync::Notify;
 
 const RUNS: usize = 15;
@@ -106,7 +107,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn functions(database: &str) -> Vec<Function> {
+fn functions(database: &str, tables: &TableNames) -> Vec<Function> {
     let dynamodb = ledgerline_tests::services::dynamodb_endpoint();
     let aws = || {
         vec![
@@ -114,6 +115,8 @@ fn functions(database: &str) -> Vec<Function> {
             ("AWS_REGION", "us-east-1".to_owned()),
             ("AWS_ACCESS_KEY_ID", "local".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+            ("LEDGERLINE_ACCOUNTS_TABLE", tables.accounts.clone()),
+            ("LEDGERLINE_TRANSACTIONS_TABLE", tables.transactions.clone()),
         ]
     };
     let with_db = |mut env: Vec<(&'static str, String)>| {
@@ -205,8 +208,13 @@ async fn main() {
     );
     // A database of its own, so the publisher finds no one else's rows.
     let database = ledgerline_tests::services::FreshDatabase::create("coldstart").await;
+    // Tables of its own too: the emulator answers a query by scanning its
+    // table, so one that earlier tests filled would slow the read side down.
+    let dynamodb = ledgerline_shared::read_model::dynamo::local_client(&ledgerline_tests::services::dynamodb_endpoint());
+    let tables = TableNames::prefixed(&format!("coldstart-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    ledgerline_shared::read_model::dynamo::create_tables(&dynamodb, &tables).await.expect("create the benchmark's tables");
     ledgerline_shared::migrate::run(&database.url).await.expect("migrate the benchmark's database");
-    for function in functions(&database.url) {
+    for function in functions(&database.url, &tables) {
         let event = std::fs::read_to_string(repo().join(function.event)).expect("the sample event");
         let mut ready = Vec::new();
         let mut first = Vec::new();
@@ -256,4 +264,7 @@ async fn main() {
         );
     }
     database.drop_database().await;
+    for table in [&tables.accounts, &tables.transactions] {
+        let _ = dynamodb.delete_table().table_name(table).send().await;
+    }
 }
