@@ -259,9 +259,10 @@ async fn freshness(brokers: &str, count: usize) {
         versions[a] += 1;
     }
     wait_for(committed.iter().map(|(id, _)| id.clone()).collect()).await;
-    let acknowledged = acknowledged.lock().unwrap();
-    let mut lags: Vec<f64> =
-        committed.iter().map(|(id, at)| acknowledged[id].saturating_duration_since(*at).as_secs_f64() * 1000.0).collect();
+    let mut lags: Vec<f64> = {
+        let acknowledged = acknowledged.lock().unwrap();
+        committed.iter().map(|(id, at)| acknowledged[id].saturating_duration_since(*at).as_secs_f64() * 1000.0).collect()
+    };
     lags.sort_by(f64::total_cmp);
     let (p50, p99, max) = (lags[lags.len() / 2], lags[lags.len() * 99 / 100], lags[lags.len() - 1]);
     println!("freshness, commit -> acknowledged: {count} events at 200/s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
