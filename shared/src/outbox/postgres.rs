@@ -143,7 +143,7 @@ impl OutboxStore for PostgresEventStore {
         // often missing or stale (rows come and go faster than autoanalyze
         // looks), and then the planner may read every pending row and sort
         // them for the first few: 17-27 ms instead of 1 ms for 500 of 20,000
-        // rows (EXPLAIN ANALYZE in docs/OUTBOX.md).
+        // rows (docs/BENCHMARKS.md, "Outbox publisher").
         client
             .batch_execute(&format!("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {idle_ms}; SET LOCAL enable_sort = off"))
             .await
