@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_shared::config::{DatabaseSettings, Env, defaults};
 use ledgerline_shared::event_store::{PostgresEventStore, StoreSettings};
 use ledgerline_shared::outbox::OutboxStore;
 
@@ -18,9 +18,11 @@ pub enum OutboxCommand {
         database_url: String,
     },
     /// Send every event recorded since a moment again, queued from the
-    /// event log: after the broker lost what it had acknowledged (reset,
-    /// storage deleted). Safe to repeat: the projector skips what it has
-    /// already applied.
+    /// event log for `LEDGERLINE_EVENTS_TOPIC`: after the broker lost what
+    /// it had acknowledged (reset, storage deleted). Pick a moment before
+    /// the oldest event it may have lost: an event recorded earlier but
+    /// acknowledged later (a backlog) is not included otherwise. Safe to
+    /// repeat: the projector skips what it has already applied.
     Replay {
         /// How far back: a duration like 30m, 2h or 1d, or an RFC 3339 time.
         #[arg(long)]
@@ -77,7 +79,10 @@ async fn status(database_url: &str) -> anyhow::Result<()> {
 pub fn store(database_url: &str) -> anyhow::Result<PostgresEventStore> {
     let settings = DatabaseSettings { url: database_url.to_owned(), ..DatabaseSettings::from_env()? };
     let pool = ledgerline_shared::db::pool(&settings).context("DATABASE_URL")?;
-    Ok(PostgresEventStore::new(pool, StoreSettings::default()))
+    // The topic a replay queues events for: the deployment's, as the
+    // command API writes it (`LEDGERLINE_EVENTS_TOPIC`).
+    let events_topic = Env::process().text_or("LEDGERLINE_EVENTS_TOPIC", defaults::EVENTS_TOPIC);
+    Ok(PostgresEventStore::new(pool, StoreSettings { events_topic, ..StoreSettings::default() }))
 }
 
 /// "3s", "4m 10s", "2h 5m", "3d 4h".

@@ -101,6 +101,31 @@ async fn outbox_status_counts_pending_and_dead_rows() {
 }
 
 #[tokio::test]
+async fn outbox_replay_queues_the_events_again_for_the_configured_topic() {
+    let database = Database::create().await;
+    let store = database.store();
+    let account = Uuid::new_v4();
+    append(&store, account, 2).await;
+    // The broker acknowledged both: they left the outbox.
+    let batch = store.claim(10, Duration::from_secs(30)).await.unwrap().unwrap();
+    let outcomes = batch.messages().iter().map(|m| Outcome::Published { id: m.id }).collect();
+    batch.complete(outcomes).await.unwrap();
+    assert!(store.outbox_for_stream(account).await.unwrap().is_empty());
+
+    let env = [("DATABASE_URL", database.url.as_str()), ("LEDGERLINE_EVENTS_TOPIC", "ledgerline.replayed-events")];
+    let out = stdout(&ledgerline(&["outbox", "replay", "--since", "1h"], &env));
+    assert!(out.contains("2 events recorded since"), "{out}");
+    let rows = store.outbox_for_stream(account).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| (r.stream_version, r.topic.as_str())).collect::<Vec<_>>(),
+        vec![(1, "ledgerline.replayed-events"), (2, "ledgerline.replayed-events")]
+    );
+    let again = stdout(&ledgerline(&["outbox", "replay", "--since", "1h"], &env));
+    assert!(again.contains("0 events recorded since"), "queued once: {again}");
+    database.drop().await;
+}
+
+#[tokio::test]
 async fn dlq_list_shows_both_kinds_of_dead_letter_and_redrive_sends_each_back_once() {
     let suffix = Uuid::new_v4().simple().to_string();
     let (dlq, source) = (format!("test.ops.dlq.{suffix}"), format!("test.ops.source.{suffix}"));

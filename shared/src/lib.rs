@@ -6,7 +6,8 @@
 //! - [`accounts`]: the typed layer between the two: load an account, commit
 //!   what the domain decided.
 //! - [`outbox`]: the publishing side of the transactional outbox (claim
-//!   under a lock, record outcomes, prune), for both stores.
+//!   under a lock, record outcomes, replay from the event log), for both
+//!   stores.
 //! - [`read_model`]: what the projector writes and the query API reads
 //!   (DynamoDB and in-memory); [`reconcile`] repairs it from the event store.
 //! - [`idempotency`]: `Idempotency-Key` validation and request hashing.

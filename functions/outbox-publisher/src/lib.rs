@@ -4,7 +4,8 @@
 //! An EventBridge schedule invokes the Lambda function; each invocation
 //! drains the outbox until it is empty or the Lambda deadline is near. The
 //! storage side (claiming under the publisher lock, recording outcomes,
-//! pruning) is `ledgerline_shared::outbox`; this crate is the Kafka side:
+//! replaying from the event log) is `ledgerline_shared::outbox`; this
+//! crate is the Kafka side:
 //!
 //! - [`config`]: settings from the environment.
 //! - [`record`]: what a Kafka record is to us, and the [`RecordSink`] trait

@@ -18,11 +18,11 @@
 //!
 //! Per-account order inside a batch: once a row of an account fails, no
 //! later row of that account is sent in this batch, and a later row that
-//! was already in flight and acknowledged is NOT marked published: it stays
-//! pending and is sent again after its predecessor. The store's claim does
-//! the same across batches (a row waiting for a retry holds back its
-//! successors). So an account's rows become `published` strictly in version
-//! order. docs/OUTBOX.md has the whole argument.
+//! was already in flight and acknowledged is NOT settled: it stays pending
+//! and is sent again after its predecessor. The store's claim does the same
+//! across batches (a row waiting for a retry holds back its successors). So
+//! an account's rows leave the outbox strictly in version order.
+//! docs/OUTBOX.md has the whole argument.
 
 use std::collections::HashSet;
 use std::sync::Arc;

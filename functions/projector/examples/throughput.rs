@@ -49,8 +49,9 @@ async fn fresh_read_model() -> DynamoReadModel {
     DynamoReadModel::new(client, tables)
 }
 
-/// A read model that writes every change alone: what the projector did
-/// before runs (the trait's default `apply_run`).
+/// A read model that writes every change alone (the trait's default
+/// `apply_run`, which refuses every run): close to what the projector did
+/// before runs, plus the one read per refused run it now makes.
 struct OneByOne(DynamoReadModel);
 
 #[async_trait]

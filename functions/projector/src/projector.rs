@@ -18,8 +18,11 @@
 //! One account's records in a partition are written as runs: one
 //! conditional account write with all their history rows
 //! (`ReadModelStore::apply_run`), so a batch costs about one write per
-//! account, not per event; a run that does not fit (a duplicate, a gap)
-//! falls back to the change-by-change rules above.
+//! account, not per event. A run the read model refuses (most often a
+//! redelivered batch) costs one read of the stored version: what the
+//! account already has is skipped and the rest written as a run if it
+//! follows; otherwise the change-by-change rules above apply. A batch's
+//! partitions are projected at the same time.
 //!
 //! Poison records go to the dead-letter topic and are skipped. After the
 //! writes, each touched account's new view is put into Redis, newest version

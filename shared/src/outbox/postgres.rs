@@ -37,16 +37,20 @@ pub const PUBLISHER_LOCK_KEY: i64 = 0x1ed9_e711_0000_0002;
 /// Due pending rows in outbox order, without those that have an earlier
 /// pending sibling still waiting for its retry (per-account order). A row
 /// waits only after a failed attempt, so the sibling check reads the small
-/// index of rows with `attempts > 0` (migrations/V8).
+/// index of rows with `attempts > 0` (migrations/V8). "Due" is judged at
+/// this statement's start, not the transaction's (`now()`): a new row's
+/// `next_attempt_at` is its own transaction's start, and one that committed
+/// between this transaction's BEGIN and this statement is due too, so a
+/// new row never waits and never needs to hold back its successors.
 const CLAIM_SQL: &str = "\
 SELECT o.id, o.event_id, o.stream_id, o.stream_version, o.topic, o.message_key, o.payload, o.headers, \
        o.attempts, o.next_attempt_at, o.last_error, o.created_at \
 FROM outbox o \
-WHERE o.status = 'pending' AND o.next_attempt_at <= now() \
+WHERE o.status = 'pending' AND o.next_attempt_at <= statement_timestamp() \
   AND NOT EXISTS ( \
       SELECT 1 FROM outbox e \
       WHERE e.stream_id = o.stream_id AND e.id < o.id AND e.status = 'pending' AND e.attempts > 0 \
-        AND e.next_attempt_at > now()) \
+        AND e.next_attempt_at > statement_timestamp()) \
 ORDER BY o.id \
 LIMIT $1";
 
