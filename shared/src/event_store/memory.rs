@@ -15,8 +15,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    AppendBatch, AppendOutcome, CommandRead, CommandState, EventStore, HeadQuery, LockedStreams, OutboxMessage, OutboxStatus,
-    RecordedEvent, Snapshot, StoreError, StoreSettings, StreamHead, StreamTail, StreamVersion, outbox_messages, validate_batch,
+    AppendBatch, AppendOutcome, CommandRead, CommandState, EventStore, HeadQuery, LockedStreams, OutboxMessage, RecordedEvent, Snapshot,
+    StoreError, StoreSettings, StreamHead, StreamTail, StreamVersion, outbox_messages, validate_batch,
 };
 use crate::idempotency::IdempotencyRecord;
 use crate::outbox::MemoryOutboxState;
@@ -185,21 +185,7 @@ impl InMemoryEventStore {
             }
             for message in outbox_messages(stream, &batch.metadata) {
                 let id = inner.outbox_state.next_id();
-                inner.outbox.push(OutboxMessage {
-                    id,
-                    event_id: message.event_id,
-                    stream_id: message.stream_id,
-                    stream_version: message.stream_version,
-                    topic: self.settings.events_topic.clone(),
-                    key: message.key,
-                    payload: message.payload,
-                    headers: message.headers,
-                    status: OutboxStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_error: None,
-                    created_at: now,
-                });
+                inner.outbox.push(message.pending(id, &self.settings.events_topic, now, None));
             }
             if let Some(snapshot) = &stream.snapshot {
                 let newer = inner.snapshots.get(&stream.stream_id).is_none_or(|old| old.version < snapshot.version);

@@ -388,6 +388,25 @@ impl NewOutboxMessage {
             payload: envelope.encode(),
         }
     }
+
+    /// The in-memory store's row for it: pending, due at `now`, with `id`.
+    pub(crate) fn pending(self, id: i64, topic: &str, now: DateTime<Utc>, last_error: Option<String>) -> OutboxMessage {
+        OutboxMessage {
+            id,
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            topic: topic.to_owned(),
+            key: self.key,
+            payload: self.payload,
+            headers: self.headers,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error,
+            created_at: now,
+        }
+    }
 }
 
 /// Builds the outbox rows for a stream's new events: the envelope is what

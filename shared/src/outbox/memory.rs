@@ -131,21 +131,7 @@ impl OutboxStore for InMemoryEventStore {
             let mut replayed = 0;
             for event in log.iter().filter(|e| e.metadata.recorded_at >= since && !queued.contains(&e.event_id)) {
                 let message = NewOutboxMessage::from_envelope(&event.envelope());
-                rows.push(OutboxMessage {
-                    id: state.next_id(),
-                    event_id: message.event_id,
-                    stream_id: message.stream_id,
-                    stream_version: message.stream_version,
-                    topic: self.settings().events_topic.clone(),
-                    key: message.key,
-                    payload: message.payload,
-                    headers: message.headers,
-                    status: OutboxStatus::Pending,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_error: Some("replayed".into()),
-                    created_at: now,
-                });
+                rows.push(message.pending(state.next_id(), &self.settings().events_topic, now, Some("replayed".into())));
                 replayed += 1;
             }
             replayed
