@@ -58,6 +58,33 @@ pub const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(30);
 /// How long that check may take before the connection is replaced.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Whether `error` means the connection it came from is gone, so it must not
+/// go back to the pool. A backend terminated in the middle of a statement
+/// (a failover, `pg_terminate_backend`, a crash of another backend) answers
+/// that statement with a FATAL error and then closes the socket, a moment
+/// later; until the close arrives, `is_closed` is still false and the pool
+/// would hand the dead connection to the next request.
+pub fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(db) = error.as_db_error() {
+        use tokio_postgres::error::Severity;
+        return matches!(db.parsed_severity(), Some(Severity::Fatal | Severity::Panic))
+            || db.code().code().starts_with("08")
+            || db.code().code().starts_with("57P");
+    }
+    std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// Hands `client` back to the pool unless `error` says its connection is
+/// gone ([`connection_lost`]); then it is closed instead.
+pub fn release_after(client: deadpool_postgres::Object, error: &tokio_postgres::Error) {
+    if connection_lost(error) {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
 /// A pool for `settings`.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, PoolSetupError> {
     pool_verifying_after(settings, VERIFY_IDLE_AFTER)

@@ -1,6 +1,7 @@
 //! Secrets at cold start against a stand-in for the AWS Parameters and
 //! Secrets extension on a real socket: it answers only with the session
-//! token and only for the secret it holds, as the extension does.
+//! token and only for the secret it holds, as the extension does; and
+//! against no extension at all and a stopped one, which must end the wait.
 //!
 //! One test, run in order: the cases share process-wide variables.
 
@@ -93,6 +94,33 @@ async fn a_secret_comes_from_the_extension_with_an_arn_and_from_the_environment_
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // The extension never comes up: after its wait (5 s) the load fails,
+    // naming the secret, and the function's start fails with that message.
+    set("AWS_SESSION_TOKEN", Some(TOKEN));
+    let nobody = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    set("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", Some(&nobody.to_string()));
+    match tokio::time::timeout(Duration::from_secs(30), SETTING.load()).await.expect("it gives up by itself") {
+        Err(error @ SecretError::Unreachable { .. }) => assert!(error.to_string().contains(ARN), "{error}"),
+        other => panic!("expected the extension to be unreachable, got {other:?}"),
+    }
+
+    // The extension's process is stopped (SIGSTOP): the kernel still takes
+    // the connection into the listen backlog, but nothing ever answers. The
+    // load gives up after its wait instead of hanging the cold start.
+    let stopped = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    set("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", Some(&stopped.local_addr().unwrap().port().to_string()));
+    match tokio::time::timeout(Duration::from_secs(30), SETTING.load()).await.expect("it gives up by itself") {
+        Err(SecretError::Unreachable { secret, reason }) => {
+            assert_eq!(secret, ARN);
+            assert!(reason.contains("no answer in time"), "{reason}");
+        }
+        other => panic!("expected no answer, got {other:?}"),
+    }
+    drop(stopped);
+
     set("AWS_SESSION_TOKEN", None);
     assert!(matches!(SETTING.load().await, Err(SecretError::NoSessionToken)));
     set("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", Some("http"));

@@ -182,6 +182,115 @@ async fn concurrent_retries_with_one_key_execute_once() {
     assert_eq!(api.balance(account).await, 75);
 }
 
+/// The append is one statement, so a backend killed in the middle of it
+/// (here: after it claimed the key, while it waits for the owner's lock of
+/// the open-account limit) leaves nothing behind, and the client's retry
+/// with the same key opens exactly one account.
+#[tokio::test]
+async fn an_open_killed_mid_statement_writes_nothing_and_its_retry_opens_once() {
+    let url = support::migrated_database_url().await;
+    let api = Arc::new(Api::with_open_account_limit(Api::postgres_store().await, 5));
+    let (owner, key) = (user(), fresh_key());
+    let open = |api: Arc<Api>, owner: String, key: String| async move {
+        api.send(post("/accounts").by(&owner).key(&key).json(json!({"currency": "EUR"}))).await
+    };
+
+    // Another session holds the owner's limit lock (migration V7, step 1b):
+    // the open's statement claims the key, then waits for it.
+    let holder = ledgerline_shared::db::connect(&url, None).await.unwrap();
+    holder.execute("SELECT pg_advisory_lock(19533, hashtext($1))", &[&owner]).await.unwrap();
+    let first = tokio::spawn(open(api.clone(), owner.clone(), key.clone()));
+    let pid = backend_waiting(&holder, "advisory", "%ledgerline_append%", "ledgerline").await;
+    let claimed = "SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND granted";
+    assert_eq!(holder.query_one(claimed, &[&pid]).await.unwrap().get::<_, i64>(0), 1, "the key's lock was taken, mid-statement");
+    holder.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    first.await.unwrap().assert_problem(503, "service_unavailable");
+    holder.execute("SELECT pg_advisory_unlock(19533, hashtext($1))", &[&owner]).await.unwrap();
+
+    let written = |table: &'static str, column: &'static str| {
+        let (holder, value) = (&holder, if column == "actor" { owner.clone() } else { key.clone() });
+        async move {
+            let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
+            holder.query_one(&sql, &[&value]).await.unwrap().get::<_, i64>(0)
+        }
+    };
+    assert_eq!(written("events", "actor").await, 0, "no event of the killed open");
+    assert_eq!(written("idempotency_keys", "idempotency_key").await, 0, "its key claim rolled back");
+
+    // The retry comes at once: the killed connection must not be handed
+    // out again (its socket closes a moment after the FATAL answer).
+    let retried = open(api.clone(), owner.clone(), key.clone()).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    let again = open(api.clone(), owner.clone(), key.clone()).await;
+    assert_eq!((again.status, again.raw.clone()), (201, retried.raw.clone()), "the stored answer");
+    assert_eq!(written("events", "actor").await, 1, "one account opened");
+    let account = retried.id("account_id");
+    let outbox = api.store.outbox_for_stream(account).await.unwrap();
+    assert_eq!(outbox.len(), 1, "and its one outbox row");
+}
+
+/// A command's read killed mid-statement (here: while it waits for a table
+/// lock) is made again on a new connection, and the command is answered as
+/// if nothing had happened: a read is safe to repeat.
+#[tokio::test]
+async fn a_command_whose_read_is_killed_mid_statement_reads_again_on_a_new_connection() {
+    // A pool of its own, named, so the backend to kill is this test's.
+    let url = support::migrated_database_url().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let pool = ledgerline_shared::db::pool(&DatabaseSettings {
+        url: format!("{url}{separator}application_name=ledgerline_read_kill"),
+        pool_size: 4,
+        connect_timeout: std::time::Duration::from_secs(5),
+        ca_file: None,
+    })
+    .unwrap();
+    let api = Arc::new(Api::with_store(Arc::new(PostgresEventStore::new(pool, StoreSettings::default())), CommandSettings::default()));
+    let owner = user();
+    let account = api.open(&owner, "EUR").await;
+
+    // (Watched from a connection of its own: inside a transaction,
+    // pg_stat_activity answers from one snapshot.)
+    let (holder, observer) =
+        (ledgerline_shared::db::connect(&url, None).await.unwrap(), ledgerline_shared::db::connect(&url, None).await.unwrap());
+    holder.batch_execute("BEGIN; LOCK TABLE snapshots IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let deposit = {
+        let (api, owner) = (api.clone(), owner.clone());
+        tokio::spawn(async move {
+            api.send(post(&format!("/accounts/{account}/deposits")).by(&owner).key(&fresh_key()).json(json!({"amount": 5}))).await
+        })
+    };
+    let pid = backend_waiting(&observer, "relation", "%unnest%", "ledgerline_read_kill").await;
+    observer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    // The read again, on a new connection, waits for the same lock.
+    let again = loop {
+        let next = backend_waiting(&observer, "relation", "%unnest%", "ledgerline_read_kill").await;
+        if next != pid {
+            break next;
+        }
+    };
+    assert_ne!(again, pid);
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    let answered = deposit.await.unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(api.balance(account).await, 5);
+}
+
+/// The pid of the backend of `application` in this database that waits for
+/// a lock of `lock_kind` while running a statement like `query` (10 s at most).
+async fn backend_waiting(observer: &deadpool_postgres::tokio_postgres::Client, lock_kind: &str, query: &str, application: &str) -> i32 {
+    let waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = $1 \
+                   AND query LIKE $2 AND application_name = $3 AND datname = current_database()";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(row) = observer.query_opt(waiting, &[&lock_kind, &query, &application]).await.unwrap() {
+            return row.get(0);
+        }
+        assert!(std::time::Instant::now() < deadline, "no backend of {application} waits for a {lock_kind} lock running {query}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn concurrent_transfers_conserve_money() {
     let api = Arc::new(Api::postgres().await);

@@ -109,11 +109,20 @@ impl PostgresEventStore {
     async fn try_append(&self, batch: &AppendBatch) -> Result<Option<AppendOutcome>, StoreError> {
         let result = {
             let client = self.client().await?;
-            let statement = client.prepare_cached(APPEND_SQL).await.map_err(map_pg_error)?;
             let params = AppendParams::new(batch, &self.settings.events_topic);
-            client.query_one(&statement, &params.as_sql()).await
-            // The connection goes back to the pool here, before any look-up
-            // below takes one: a pool of one must not wait for itself.
+            let result = match client.prepare_cached(APPEND_SQL).await {
+                Ok(statement) => client.query_one(&statement, &params.as_sql()).await,
+                Err(error) => Err(error),
+            };
+            // The connection goes back to the pool here (unless it is gone),
+            // before any look-up below takes one: a pool of one must not
+            // wait for itself. A lost connection is not retried here: the
+            // append may have committed, and only the key can tell.
+            match &result {
+                Err(error) => crate::db::release_after(client, error),
+                Ok(_) => drop(client),
+            }
+            result
         };
         self.append_result(result.map(|row| row.get::<_, String>(0)), batch).await
     }
@@ -239,13 +248,26 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn read_for_command(&self, read: CommandRead) -> Result<CommandState, StoreError> {
-        let client = self.client().await?;
-        let (streams, key) = (client.prepare_cached(COMMAND_READ_SQL), client.prepare_cached(IDEMPOTENCY_SQL));
-        let (streams, key) = tokio::try_join!(streams, key).map_err(map_pg_error)?;
-        // Both statements go out before either answer comes back: one round trip.
-        let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
-        let (rows, record) = tokio::try_join!(client.query(&streams, &ids), find_key(&client, &key, &read)).map_err(map_pg_error)?;
-        Ok(CommandState { idempotency: record, streams: stream_tails(&read.streams, &rows) })
+        // A read is safe to repeat: when the connection turns out to be gone
+        // (the database restarted or killed its backend since it was last
+        // used), the read is made once more on a new one instead of failing
+        // the command with a 503.
+        let mut lost_once = false;
+        loop {
+            let client = self.client().await?;
+            match command_read_on(&client, &read).await {
+                Ok(state) => return Ok(state),
+                Err(error) if crate::db::connection_lost(&error) && !lost_once => {
+                    tracing::debug!(%error, "the connection was gone; reading again on a new one");
+                    crate::db::release_after(client, &error);
+                    lost_once = true;
+                }
+                Err(error) => {
+                    crate::db::release_after(client, &error);
+                    return Err(map_pg_error(error));
+                }
+            }
+        }
     }
 
     async fn lock_for_command(&self, read: CommandRead) -> Result<(CommandState, Box<dyn LockedStreams + '_>), StoreError> {
@@ -436,6 +458,15 @@ async fn read_stream_on(client: &deadpool_postgres::Object, stream_id: Uuid, aft
     let statement = client.prepare_cached(&sql).await.map_err(map_pg_error)?;
     let rows = client.query(&statement, &[&stream_id, &(after_version.min(i64::MAX as u64) as i64)]).await.map_err(map_pg_error)?;
     Ok(rows.iter().map(row_to_event).collect())
+}
+
+/// The reads of [`EventStore::read_for_command`] on `client`: both statements
+/// go out before either answer comes back, one round trip.
+async fn command_read_on(client: &deadpool_postgres::Object, read: &CommandRead) -> Result<CommandState, tokio_postgres::Error> {
+    let (streams, key) = tokio::try_join!(client.prepare_cached(COMMAND_READ_SQL), client.prepare_cached(IDEMPOTENCY_SQL))?;
+    let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
+    let (rows, record) = tokio::try_join!(client.query(&streams, &ids), find_key(client, &key, read))?;
+    Ok(CommandState { idempotency: record, streams: stream_tails(&read.streams, &rows) })
 }
 
 /// The idempotency look-up of a [`CommandRead`] (nothing to look up without a key).
