@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use command_api::{AppState, CommandSettings, router};
 use deadpool_postgres::Pool;
 use ledgerline_shared::accounts::AccountRepository;
-use ledgerline_shared::config::DatabaseSettings;
+use ledgerline_shared::config::{DatabaseSettings, WriteSettings};
 use ledgerline_shared::event_store::{EventStore, InMemoryEventStore, PostgresEventStore, StoreSettings};
 use serde_json::json;
 use tower::ServiceExt;
@@ -190,8 +190,12 @@ async fn hot_account(app: &axum::Router, requests: usize, transfers: bool) -> Ru
     .await
 }
 
+/// The command API's router over `store`, snapshotting as the function does
+/// (`LEDGERLINE_SNAPSHOT_EVERY`, default 50).
 fn app_over(store: Arc<dyn EventStore>, lock_first: bool) -> axum::Router {
-    router(AppState::with_settings(AccountRepository::new(store, 50), CommandSettings { lock_first, ..CommandSettings::default() }))
+    let snapshot_every = WriteSettings::from_env().expect("the write settings").snapshot_every;
+    let repository = AccountRepository::new(store, snapshot_every);
+    router(AppState::with_settings(repository, CommandSettings { lock_first, ..CommandSettings::default() }))
 }
 
 #[tokio::main]

@@ -259,11 +259,11 @@ async fn a_command_whose_read_is_killed_mid_statement_reads_again_on_a_new_conne
             api.send(post(&format!("/accounts/{account}/deposits")).by(&owner).key(&fresh_key()).json(json!({"amount": 5}))).await
         })
     };
-    let pid = backend_waiting(&observer, "relation", "%unnest%", "ledgerline_read_kill").await;
+    let pid = backend_waiting(&observer, "relation", "%snapshot_taken_at%", "ledgerline_read_kill").await;
     observer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
     // The read again, on a new connection, waits for the same lock.
     let again = loop {
-        let next = backend_waiting(&observer, "relation", "%unnest%", "ledgerline_read_kill").await;
+        let next = backend_waiting(&observer, "relation", "%snapshot_taken_at%", "ledgerline_read_kill").await;
         if next != pid {
             break next;
         }

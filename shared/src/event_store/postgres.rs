@@ -44,14 +44,33 @@ const OPEN_LIMIT_STATE: &str = "LL429";
 /// Each asked-for stream's latest snapshot and the events after it, in one
 /// statement, so the two agree (one snapshot of the database). The
 /// snapshot's columns repeat on each event row: a few dozen rows at most.
-const COMMAND_READ_SQL: &str = "\
-SELECT ids.stream_id, sn.version AS snapshot_version, sn.schema_version AS snapshot_schema, sn.state AS snapshot_state, \
-       sn.taken_at AS snapshot_taken_at, e.global_position, e.version, e.event_id, e.event_type, e.schema_version, e.payload, \
-       e.correlation_id, e.causation_id, e.actor, e.recorded_at \
-FROM (SELECT DISTINCT unnest($1::uuid[])) AS ids(stream_id) \
-LEFT JOIN snapshots sn ON sn.stream_id = ids.stream_id \
-LEFT JOIN events e ON e.stream_id = ids.stream_id AND e.version > COALESCE(sn.version, 0) \
-ORDER BY ids.stream_id, e.version";
+/// `$ids` is a row source of the asked-for ids.
+macro_rules! command_read_sql {
+    ($ids:literal) => {
+        concat!(
+            "SELECT ids.stream_id, sn.version AS snapshot_version, sn.schema_version AS snapshot_schema, \
+                    sn.state AS snapshot_state, sn.taken_at AS snapshot_taken_at, e.global_position, e.version, e.event_id, \
+                    e.event_type, e.schema_version, e.payload, e.correlation_id, e.causation_id, e.actor, e.recorded_at \
+             FROM ",
+            $ids,
+            " AS ids(stream_id) \
+             LEFT JOIN snapshots sn ON sn.stream_id = ids.stream_id \
+             LEFT JOIN events e ON e.stream_id = ids.stream_id AND e.version > COALESCE(sn.version, 0) \
+             ORDER BY ids.stream_id, e.version"
+        )
+    };
+}
+
+/// The read for one stream (every command but a transfer) and for two (a
+/// transfer), the ids as plain parameters: PostgreSQL knows how many rows
+/// they are, so its generic plan is as good as any and it plans each once
+/// per connection. The array form ([`COMMAND_READ_ANY_SQL`], for more) is
+/// planned anew on every execution, since a generic plan that guesses ten
+/// ids looks dearer than a custom one: measured, that made the read half a
+/// deposit's time at one request at a time (docs/BENCHMARKS.md).
+const COMMAND_READ_ONE_SQL: &str = command_read_sql!("(VALUES ($1::uuid))");
+const COMMAND_READ_TWO_SQL: &str = command_read_sql!("(VALUES ($1::uuid), ($2::uuid))");
+const COMMAND_READ_ANY_SQL: &str = command_read_sql!("(SELECT DISTINCT unnest($1::uuid[]))");
 
 const IDEMPOTENCY_SQL: &str = "\
 SELECT caller_id, idempotency_key, request_hash, response_status, response_body, created_at, expires_at \
@@ -277,7 +296,7 @@ impl EventStore for PostgresEventStore {
         let statements = tokio::try_join!(
             client.prepare_cached(KEY_LOCK_SQL),
             client.prepare_cached(LOCK_STREAMS_SQL),
-            client.prepare_cached(COMMAND_READ_SQL),
+            client.prepare_cached(command_read_sql(&read)),
             client.prepare_cached(IDEMPOTENCY_SQL)
         );
         let (key_lock, lock, streams, key) = statements.map_err(map_pg_error)?;
@@ -286,6 +305,7 @@ impl EventStore for PostgresEventStore {
         // COMMITTED) they see whatever the previous holder committed before
         // it let go. All of it goes out at once.
         let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
+        let read_ids = command_read_params(&read);
         let lock_key = async {
             match &read.idempotency {
                 Some((caller_id, key)) => client.query(&key_lock, &[caller_id, key]).await.map(drop),
@@ -296,7 +316,7 @@ impl EventStore for PostgresEventStore {
             client.batch_execute("BEGIN"),
             lock_key,
             client.query(&lock, &ids),
-            client.query(&streams, &ids),
+            client.query(&streams, &read_ids),
             find_key(client, &key, &read),
         )
         .map_err(map_pg_error)?;
@@ -463,10 +483,28 @@ async fn read_stream_on(client: &deadpool_postgres::Object, stream_id: Uuid, aft
 /// The reads of [`EventStore::read_for_command`] on `client`: both statements
 /// go out before either answer comes back, one round trip.
 async fn command_read_on(client: &deadpool_postgres::Object, read: &CommandRead) -> Result<CommandState, tokio_postgres::Error> {
-    let (streams, key) = tokio::try_join!(client.prepare_cached(COMMAND_READ_SQL), client.prepare_cached(IDEMPOTENCY_SQL))?;
-    let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
+    let (streams, key) = tokio::try_join!(client.prepare_cached(command_read_sql(read)), client.prepare_cached(IDEMPOTENCY_SQL))?;
+    let ids = command_read_params(read);
     let (rows, record) = tokio::try_join!(client.query(&streams, &ids), find_key(client, &key, read))?;
     Ok(CommandState { idempotency: record, streams: stream_tails(&read.streams, &rows) })
+}
+
+/// The read of `read`'s streams, by how many there are.
+fn command_read_sql(read: &CommandRead) -> &'static str {
+    match read.streams.len() {
+        1 => COMMAND_READ_ONE_SQL,
+        2 => COMMAND_READ_TWO_SQL,
+        _ => COMMAND_READ_ANY_SQL,
+    }
+}
+
+/// The parameters of [`command_read_sql`]: each id, or all of them as one array.
+fn command_read_params(read: &CommandRead) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    match read.streams.as_slice() {
+        [one] => vec![one],
+        [first, second] => vec![first, second],
+        _ => vec![&read.streams],
+    }
 }
 
 /// The idempotency look-up of a [`CommandRead`] (nothing to look up without a key).
@@ -481,7 +519,7 @@ async fn find_key(
     }
 }
 
-/// Groups the rows of [`COMMAND_READ_SQL`] by stream, in the order asked for.
+/// Groups the rows of [`command_read_sql`] by stream, in the order asked for.
 fn stream_tails(asked: &[Uuid], rows: &[Row]) -> Vec<StreamTail> {
     asked
         .iter()

@@ -749,6 +749,17 @@ pub async fn a_command_read_brings_the_key_record_and_each_stream_from_its_snaps
         store.lock_for_command(CommandRead { streams: vec![b, a, missing], idempotency: Some((who, "k-read".into())) }).await.unwrap();
     lock.release().await;
     assert_eq!(locked_state.streams, state.streams, "locking reads the same");
+
+    // One and two streams have statements of their own in the PostgreSQL
+    // store: they read the same tails, in the order asked for.
+    for asked in [vec![a], vec![missing], vec![b, a], vec![missing, b]] {
+        let some = store.read_for_command(read_of(&asked)).await.unwrap();
+        let expected: Vec<&StreamTail> = asked.iter().map(|id| state.streams.iter().find(|t| t.stream_id == *id).unwrap()).collect();
+        assert_eq!(some.streams.iter().collect::<Vec<_>>(), expected, "reading {asked:?}");
+        let (locked, lock) = store.lock_for_command(read_of(&asked)).await.unwrap();
+        lock.release().await;
+        assert_eq!(locked.streams, some.streams, "locking {asked:?}");
+    }
 }
 
 pub async fn a_lock_holds_other_writers_back_until_its_append(factory: &dyn Factory) {
