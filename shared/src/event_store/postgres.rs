@@ -82,8 +82,12 @@ FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2 AND expires_
 /// waits for that account.
 const KEY_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(19532, hashtext($1 || ' ' || $2))";
 
-/// Locks in id order (the sort runs below the row locking), like the append.
-const LOCK_STREAMS_SQL: &str = "SELECT stream_id FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE";
+/// Locks in id order (the sort runs below the row locking), like the append;
+/// for one and two streams with plain parameters, like the read, so that it
+/// is planned once per connection.
+const LOCK_ONE_SQL: &str = "SELECT stream_id FROM streams WHERE stream_id = $1 FOR UPDATE";
+const LOCK_TWO_SQL: &str = "SELECT stream_id FROM streams WHERE stream_id IN ($1, $2) ORDER BY stream_id FOR UPDATE";
+const LOCK_ANY_SQL: &str = "SELECT stream_id FROM streams WHERE stream_id = ANY($1) ORDER BY stream_id FOR UPDATE";
 
 #[derive(Clone)]
 pub struct PostgresEventStore {
@@ -295,7 +299,7 @@ impl EventStore for PostgresEventStore {
         let client = locked.client.as_ref().expect("just set");
         let statements = tokio::try_join!(
             client.prepare_cached(KEY_LOCK_SQL),
-            client.prepare_cached(LOCK_STREAMS_SQL),
+            client.prepare_cached(lock_sql(&read)),
             client.prepare_cached(command_read_sql(&read)),
             client.prepare_cached(IDEMPOTENCY_SQL)
         );
@@ -304,8 +308,7 @@ impl EventStore for PostgresEventStore {
         // reads that follow are statements of their own, so (READ
         // COMMITTED) they see whatever the previous holder committed before
         // it let go. All of it goes out at once.
-        let ids: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&read.streams];
-        let read_ids = command_read_params(&read);
+        let ids = command_read_params(&read);
         let lock_key = async {
             match &read.idempotency {
                 Some((caller_id, key)) => client.query(&key_lock, &[caller_id, key]).await.map(drop),
@@ -316,7 +319,7 @@ impl EventStore for PostgresEventStore {
             client.batch_execute("BEGIN"),
             lock_key,
             client.query(&lock, &ids),
-            client.query(&streams, &read_ids),
+            client.query(&streams, &ids),
             find_key(client, &key, &read),
         )
         .map_err(map_pg_error)?;
@@ -498,7 +501,17 @@ fn command_read_sql(read: &CommandRead) -> &'static str {
     }
 }
 
-/// The parameters of [`command_read_sql`]: each id, or all of them as one array.
+/// The lock of `read`'s streams, by how many there are.
+fn lock_sql(read: &CommandRead) -> &'static str {
+    match read.streams.len() {
+        1 => LOCK_ONE_SQL,
+        2 => LOCK_TWO_SQL,
+        _ => LOCK_ANY_SQL,
+    }
+}
+
+/// The parameters of [`command_read_sql`] and [`lock_sql`]: each id, or all
+/// of them as one array.
 fn command_read_params(read: &CommandRead) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     match read.streams.as_slice() {
         [one] => vec![one],
