@@ -11,7 +11,9 @@
 //!    The next attempt locks the accounts as it reads them, so writers of a
 //!    hot account queue in the database instead of failing again: a
 //!    conflict is not answered 409 unless something else (a deadlock, a
-//!    serialization failure) keeps failing for `max_attempts`.
+//!    serialization failure) keeps failing for `max_attempts`. The accounts
+//!    are remembered for a while ([`crate::contended`]), and the commands
+//!    that follow on them lock from their first attempt.
 
 use std::time::Duration;
 
@@ -95,8 +97,9 @@ where
     streams.dedup(); // a transfer to the same account names it twice
     let read = CommandRead { streams, idempotency: context.key.as_ref().map(|key| (context.caller.id.clone(), key.as_str().to_owned())) };
     let max_attempts = state.settings().max_attempts.max(1);
+    let lock_first = state.settings().lock_first || state.contended().any(&read.streams);
     for attempt_number in 1..=max_attempts {
-        let (input, lock) = if attempt_number > 1 || state.settings().lock_first {
+        let (input, lock) = if attempt_number > 1 || lock_first {
             let (input, lock) = repository.lock_for_command(read.clone()).await?;
             (input, Some(lock))
         } else {
@@ -138,6 +141,7 @@ where
             Ok(AppendOutcome::Replayed(record)) => return Ok(Answer::stored(record)),
             Err(RepositoryError::Store(StoreError::ConcurrencyConflict { stream_id, .. })) => {
                 tracing::debug!(%stream_id, attempt_number, "concurrency conflict; deciding again with the accounts locked");
+                state.contended().note(&read.streams);
             }
             Err(RepositoryError::Store(StoreError::Transient(reason))) => {
                 tracing::debug!(%reason, attempt_number, "transient conflict; deciding again");

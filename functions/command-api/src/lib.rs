@@ -5,13 +5,15 @@
 //! identity from the authorizer's claims ([`caller`], shared with the query
 //! API) → input validation
 //! ([`request`]) → the command pipeline ([`execute`]: idempotency, load,
-//! decide, one-transaction append, retry on conflict) → a JSON answer
+//! decide, one-transaction append, retry on conflict, locking first on
+//! accounts that conflicted lately: [`contended`]) → a JSON answer
 //! ([`views`]) or a problem+json refusal ([`problem`]). [`metrics`] writes
 //! one metrics line per request in Lambda.
 //!
 //! Routes: see [`routes::ROUTES`] and `docs/openapi.json` (the operations
 //! tagged `command-api`).
 
+pub mod contended;
 pub mod execute;
 pub mod metrics;
 pub mod request;

@@ -6,6 +6,8 @@ use ledgerline_shared::accounts::AccountRepository;
 use ledgerline_shared::config::WriteSettings;
 use ledgerline_shared::event_store::EventStore;
 
+use crate::contended::ContendedAccounts;
+
 /// Settings of the command pipeline itself.
 #[derive(Debug, Clone)]
 pub struct CommandSettings {
@@ -15,8 +17,9 @@ pub struct CommandSettings {
     /// coming, before answering 409. Attempts after the first lock the
     /// accounts, so a plain conflict takes two.
     pub max_attempts: u32,
-    /// Lock the accounts on the first attempt too, not only after a
-    /// conflict (for comparing the two shapes in `command_bench`).
+    /// Lock the accounts on the first attempt too, always (for comparing
+    /// the shapes in `command_bench`). Without it, a command locks first
+    /// only on accounts that conflicted lately ([`ContendedAccounts`]).
     pub lock_first: bool,
 }
 
@@ -34,6 +37,7 @@ pub struct AppState {
 struct Inner {
     repository: AccountRepository,
     settings: CommandSettings,
+    contended: ContendedAccounts,
 }
 
 impl AppState {
@@ -44,7 +48,7 @@ impl AppState {
     }
 
     pub fn with_settings(repository: AccountRepository, settings: CommandSettings) -> Self {
-        Self { inner: Arc::new(Inner { repository, settings }) }
+        Self { inner: Arc::new(Inner { repository, settings, contended: ContendedAccounts::default() }) }
     }
 
     pub fn repository(&self) -> &AccountRepository {
@@ -53,5 +57,10 @@ impl AppState {
 
     pub fn settings(&self) -> &CommandSettings {
         &self.inner.settings
+    }
+
+    /// The accounts this container saw conflict lately.
+    pub fn contended(&self) -> &ContendedAccounts {
+        &self.inner.contended
     }
 }

@@ -570,6 +570,26 @@ async fn after_a_conflict_the_command_locks_the_account_and_succeeds() {
 }
 
 #[tokio::test]
+async fn after_a_conflict_the_accounts_next_commands_lock_from_their_first_attempt() {
+    let store = Arc::new(AlwaysConflicting::new(false));
+    let api = Api::with_store(store.clone(), CommandSettings { max_attempts: 4, ..CommandSettings::default() });
+    let (hot, calm) = (api.open("alice", "EUR").await, api.open("alice", "EUR").await);
+    let counts = || (store.appends.load(Ordering::SeqCst), store.locked_appends.load(Ordering::SeqCst));
+    assert_eq!(api.deposit("alice", hot, 5).await.status, 200);
+    assert_eq!(counts(), (1, 1), "the first deposit conflicted, then locked");
+    assert_eq!(api.deposit("alice", hot, 5).await.status, 200);
+    assert_eq!(counts(), (1, 2), "the next one locked at once: no unlocked attempt");
+    let transfer = api
+        .send(post("/transfers").by("alice").key(&fresh_key()).json(json!({"from_account_id": hot, "to_account_id": calm, "amount": 3})))
+        .await;
+    assert_eq!(transfer.status, 201, "{}", transfer.body);
+    assert_eq!(counts(), (1, 3), "a transfer touching it too");
+    assert_eq!(api.deposit("alice", calm, 1).await.status, 200);
+    assert_eq!(counts(), (2, 4), "another account tries unlocked first (and learns)");
+    assert_eq!((api.balance(hot).await, api.balance(calm).await), (7, 4), "each command applied once");
+}
+
+#[tokio::test]
 async fn conflicts_that_keep_coming_are_retried_a_bounded_number_of_times_then_answered_409() {
     let store = Arc::new(AlwaysConflicting::new(true));
     let api = Api::with_store(store.clone(), CommandSettings { max_attempts: 4, ..CommandSettings::default() });
