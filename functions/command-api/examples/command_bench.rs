@@ -307,24 +307,23 @@ async fn main() {
         raws.sort_by(|a, b| a.rate.total_cmp(&b.rate));
         let (slowest, fastest) = (raws[0].rate, raws[raws.len() - 1].rate);
         println!("concurrency {concurrency:>2}  raw INSERT      {}  (median; {slowest:.0}-{fastest:.0}/s)", raws[raws.len() / 2]);
-        let mut ratios = std::collections::HashMap::new();
+        // Each line's ratio to its round's baseline, in round order.
+        let ratios: std::collections::HashMap<&str, Vec<f64>> =
+            lines.iter().map(|(name, runs)| (*name, runs.iter().map(|(run, raw)| run.rate / raw).collect())).collect();
         for (name, mut runs) in lines {
             runs.sort_by(|a, b| (a.0.rate / a.1).total_cmp(&(b.0.rate / b.1)));
             let each: Vec<String> = runs.iter().map(|(run, raw)| format!("{:.2}", run.rate / raw)).collect();
             let (median, raw) = &runs[runs.len() / 2];
             println!("concurrency {concurrency:>2}  {name:<15} {median}  = {:.2}x raw  (rounds {})", median.rate / raw, each.join(" "));
-            ratios.insert(name, runs.iter().map(|(run, raw)| (run.rate / raw, *raw)).collect::<Vec<_>>());
         }
         // The application and the database share these cores (at 16 their
         // CPU times add up; at 1 their latencies do), so a command can go no
         // faster than its database work and the application's together:
-        // per round, 1 / (1 / database + 1 / in memory), as a ratio to raw.
+        // per round, 1 / (1 / database + 1 / in memory), both as ratios to
+        // that round's raw rate; the median round is printed.
         let bound = |database: &str| {
-            let mut each: Vec<f64> = ratios[database]
-                .iter()
-                .zip(&ratios["in memory"])
-                .map(|((database, raw), (memory, _))| 1.0 / (1.0 / (database * raw) + 1.0 / (memory * raw)) / raw)
-                .collect();
+            let mut each: Vec<f64> =
+                ratios[database].iter().zip(&ratios["in memory"]).map(|(database, memory)| 1.0 / (1.0 / database + 1.0 / memory)).collect();
             each.sort_by(f64::total_cmp);
             each[each.len() / 2]
         };
