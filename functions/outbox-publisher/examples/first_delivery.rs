@@ -5,9 +5,10 @@
 //!   scripts/services.sh
 //!   cargo run --release -p outbox-publisher --example first_delivery [-- PRODUCERS]
 //!
-//! Each round creates a producer with the publisher's own settings
-//! (`kafka::producer_config`: idempotent) and sends one record to a fresh
-//! topic, timing creation to acknowledgement; then the same with
+//! PRODUCERS times (20 by default), creates a producer with the publisher's
+//! own settings (`kafka::producer_config`: idempotent) and sends one record
+//! to this run's own topic, timing creation to acknowledgement; then the
+//! same with
 //! `enable.idempotence=false`, for contrast. librdkafka's idempotent
 //! producer must get a producer id from a broker before it sends, and asks
 //! again on a fixed 500 ms timer when no broker connection is up yet.
