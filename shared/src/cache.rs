@@ -26,10 +26,25 @@ use crate::read_model::AccountView;
 const KEY_PREFIX: &str = "ledgerline:account:";
 
 /// Stores ARGV[2] under version ARGV[1] unless a newer or equal version is
-/// there; returns 1 when it wrote.
+/// there; returns 1 when it wrote. What the projector and readers use.
 const PUT_IF_NEWER: &str = r"
 local current = redis.call('HGET', KEYS[1], 'v')
 if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Stores ARGV[2] under version ARGV[1] unless a strictly newer version is
+/// there (an equal one is overwritten); returns 1 when it wrote. What a
+/// rebuild uses: it corrects content at the same version, and the view it
+/// leaves is the one a stale writer at that version can then no longer
+/// replace (`PUT_IF_NEWER` refuses an equal version).
+const PUT_UNLESS_NEWER: &str = r"
+local current = redis.call('HGET', KEYS[1], 'v')
+if current and tonumber(current) > tonumber(ARGV[1]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
@@ -74,7 +89,8 @@ pub struct AccountCache {
     client: redis::Client,
     settings: CacheSettings,
     connection: Mutex<Option<ConnectionManager>>,
-    script: Script,
+    put_if_newer: Script,
+    put_unless_newer: Script,
     /// Prefixes keys, so tests can share one Redis.
     namespace: String,
 }
@@ -87,7 +103,14 @@ impl AccountCache {
 
     pub fn with_namespace(settings: CacheSettings, namespace: &str) -> Result<Self, CacheError> {
         let client = redis::Client::open(settings.url.as_str()).map_err(|e| CacheError::Unavailable(e.to_string()))?;
-        Ok(Self { client, settings, connection: Mutex::new(None), script: Script::new(PUT_IF_NEWER), namespace: namespace.to_owned() })
+        Ok(Self {
+            client,
+            settings,
+            connection: Mutex::new(None),
+            put_if_newer: Script::new(PUT_IF_NEWER),
+            put_unless_newer: Script::new(PUT_UNLESS_NEWER),
+            namespace: namespace.to_owned(),
+        })
     }
 
     fn key(&self, account_id: Uuid) -> String {
@@ -119,11 +142,22 @@ impl AccountCache {
     /// Stores `view` unless the cache already holds this version or a newer
     /// one. Returns whether it wrote.
     pub async fn put_if_newer(&self, view: &AccountView) -> Result<bool, CacheError> {
+        self.put(&self.put_if_newer, view).await
+    }
+
+    /// Stores `view` unless the cache holds a strictly newer version: a view
+    /// at the same version is replaced (a rebuild's corrected content).
+    /// Returns whether it wrote.
+    pub async fn put_unless_newer(&self, view: &AccountView) -> Result<bool, CacheError> {
+        self.put(&self.put_unless_newer, view).await
+    }
+
+    async fn put(&self, script: &Script, view: &AccountView) -> Result<bool, CacheError> {
         let mut connection = self.connection().await?;
         let bytes = bincode::serde::encode_to_vec(view, bincode_config()).expect("a view always encodes");
         let ttl_ms = self.settings.ttl.as_millis().max(1) as u64;
         let wrote: i64 = self
-            .bounded(self.script.key(self.key(view.account_id)).arg(view.version).arg(bytes).arg(ttl_ms).invoke_async(&mut connection))
+            .bounded(script.key(self.key(view.account_id)).arg(view.version).arg(bytes).arg(ttl_ms).invoke_async(&mut connection))
             .await?;
         Ok(wrote == 1)
     }

@@ -7,8 +7,10 @@
 //! nor reorder records of a partition) and `acks=all` stated explicitly.
 //!
 //! Built once per Lambda container, on the shared
-//! [`ReplaceableProducer`], which replaces a producer that hit a fatal error
-//! before the next record is sent.
+//! [`ReplaceableProducer`]. A producer that hit a fatal error is replaced
+//! only between batches ([`RecordSink::start_batch`]): within a batch it
+//! refuses every record from then on, and the publisher sends nothing more
+//! of that batch (docs/OUTBOX.md, "One producer per batch").
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,6 +59,11 @@ impl KafkaSink {
         Ok(Self { producer: ReplaceableProducer::new(producer_config(&settings)).map_err(KafkaSetupError::Client)? })
     }
 
+    /// The producer it sends through (tests inject faults into it).
+    pub fn producer(&self) -> &ReplaceableProducer {
+        &self.producer
+    }
+
     /// Waits up to `timeout` for records still in flight (before a shutdown or in tests).
     pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
         self.producer.flush(timeout).map_err(classify)
@@ -89,6 +96,12 @@ impl RecordSink for KafkaSink {
                 Err(_canceled) => Err(SendError::transient("the producer was dropped before the broker answered")),
             }
         }))
+    }
+
+    fn start_batch(&self) {
+        if let Err(error) = self.producer.replace_if_failed() {
+            tracing::warn!(%error, "cannot replace the failed Kafka producer; this batch will fail and be retried");
+        }
     }
 
     fn reset(&self) {

@@ -22,7 +22,14 @@
 //! and is sent again after its predecessor. The store's claim does the same
 //! across batches (a row waiting for a retry holds back its successors). So
 //! an account's rows leave the outbox strictly in version order.
-//! docs/OUTBOX.md has the whole argument.
+//!
+//! One producer per batch: the sink may replace a failed producer only
+//! before a batch ([`RecordSink::start_batch`]). When a record cannot even
+//! be put in flight for the broker's sake (the producer failed for good,
+//! its queue is full), nothing more of the batch is enqueued: the rows not
+//! sent stay pending as they are and go, in order, with the next batch. So
+//! no record of an account reaches the topic before an earlier one that
+//! failed. docs/OUTBOX.md has the whole argument.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -88,7 +95,8 @@ pub struct Summary {
     /// Rows sent to the dead-letter topic and marked dead.
     pub dead_lettered: u64,
     /// Rows not settled because an earlier row of their account failed in
-    /// the same batch; they stay pending and go after it.
+    /// the same batch, or because the producer failed before they were put
+    /// in flight; they stay pending and go after it.
     pub held_back: u64,
     /// Pending rows left when the run ended (due now or waiting for a retry).
     pub remaining: u64,
@@ -165,6 +173,7 @@ impl<K: RecordSink> Publisher<K> {
             return Ok(Some(Stop::Drained));
         }
         summary.batches += 1;
+        self.sink.start_batch();
         let wait = self.settings.batch_timeout.min(stop_at.saturating_duration_since(now));
         let (outcomes, broker_trouble) = self.publish_batch(batch.messages(), wait, summary).await;
         let published = outcomes.iter().filter(|o| matches!(o, Outcome::Published { .. })).count();
@@ -182,8 +191,10 @@ impl<K: RecordSink> Publisher<K> {
     /// Sends one batch; returns the outcome of every row it settles, and
     /// whether any record failed for the broker's sake (not its own).
     async fn publish_batch(&self, rows: &[OutboxMessage], wait: Duration, summary: &mut Summary) -> (Vec<Outcome>, bool) {
-        // Everything in flight at once; an account whose row could not even
-        // be enqueued sends nothing more in this batch.
+        // Everything in flight at once. An account whose row is refused for
+        // its own sake (too large) sends nothing more in this batch; a row
+        // refused for the producer's sake (failed for good, queue full)
+        // stops the whole batch: the rows after it are not sent (`None`).
         let mut results: Vec<Option<Result<(), SendError>>> = vec![None; rows.len()];
         let mut refused: HashSet<Uuid> = HashSet::new();
         let mut in_flight = Vec::with_capacity(rows.len());
@@ -195,8 +206,16 @@ impl<K: RecordSink> Publisher<K> {
             match self.sink.enqueue(record) {
                 Ok(delivery) => in_flight.push((i, delivery)),
                 Err(error) => {
+                    let producer_failed = !error.is_permanent();
                     refused.insert(row.stream_id);
                     results[i] = Some(Err(error));
+                    if producer_failed {
+                        tracing::warn!(
+                            not_sent = rows.len() - i - 1,
+                            "the producer refused a record; the rest of the batch waits for the next one"
+                        );
+                        break;
+                    }
                 }
             }
         }
@@ -235,7 +254,10 @@ impl<K: RecordSink> Publisher<K> {
                     summary.last_error = Some(error.message.clone());
                     outcomes.push(self.settle_failure(row, error, dead_letters_by, summary).await);
                 }
-                None => unreachable!("every row of an account without failures was sent"),
+                // Not sent (the batch stopped before it): left pending as it
+                // is, and so are the account's later rows, which were not
+                // sent either.
+                None => summary.held_back += 1,
             }
         }
         (outcomes, broker_trouble)

@@ -63,6 +63,13 @@ pub trait RecordSink: Send + Sync {
     /// than the producer accepts).
     fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError>;
 
+    /// Called before each batch, when nothing is in flight: the one moment a
+    /// client that failed for good (librdkafka's fatal error) may be
+    /// replaced. Within a batch every record goes through the same client,
+    /// so a record of a batch can never overtake, on a fresh client, an
+    /// earlier record of its account that failed on the old one.
+    fn start_batch(&self) {}
+
     /// Called after a batch in which nothing was acknowledged: a client
     /// holding state the broker no longer agrees with (an idempotent
     /// producer's id and sequence numbers, after a broker restart) starts

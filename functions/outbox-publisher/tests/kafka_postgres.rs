@@ -6,13 +6,18 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ledgerline_shared::dead_letter::{DeadLetter, DeadLetterSource, REASON_HEADER, SOURCE_HEADER};
 use ledgerline_shared::event_store::{EventStore, OutboxStatus};
 use ledgerline_shared::outbox::OutboxStore;
+use ledgerline_shared::resilience::Backoff;
+use outbox_publisher::config::KafkaSettings;
+use outbox_publisher::kafka::KafkaSink;
 use outbox_publisher::publish::Stop;
-use outbox_publisher::{Record, RecordSink};
+use outbox_publisher::{Publisher, Record, RecordSink, SendError};
+use rdkafka::producer::Producer;
 use support::*;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -224,6 +229,79 @@ async fn a_crash_between_publish_and_mark_duplicates_records_without_gaps() {
     for (account, versions) in versions_by_account(&records) {
         assert_no_gaps_after_dedup(&account, &versions, 10);
     }
+    database.drop_database().await;
+}
+
+/// The real Kafka sink, whose producer hits a fatal error (librdkafka's
+/// own fault injection, as when the broker forgot its producer id) just
+/// before its `fail_before`-th record is put in flight.
+struct FatalMidBatch {
+    inner: KafkaSink,
+    fail_before: usize,
+    enqueued: AtomicUsize,
+}
+
+impl RecordSink for FatalMidBatch {
+    type Delivery = <KafkaSink as RecordSink>::Delivery;
+
+    fn enqueue(&self, record: Record<'_>) -> Result<Self::Delivery, SendError> {
+        if self.enqueued.fetch_add(1, Ordering::SeqCst) == self.fail_before {
+            let producer = self.inner.producer().current();
+            // SAFETY: the pointer is the live producer's (held by `producer`);
+            // the reason is a NUL-terminated string that outlives the call.
+            let injected = unsafe {
+                rdkafka::bindings::rd_kafka_test_fatal_error(
+                    producer.client().native_ptr(),
+                    rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    c"injected by the test".as_ptr(),
+                )
+            };
+            assert_eq!(injected, rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR, "the fatal error is raised");
+        }
+        self.inner.enqueue(record)
+    }
+
+    fn start_batch(&self) {
+        self.inner.start_batch();
+    }
+
+    fn reset(&self) {
+        self.inner.reset();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fatal_producer_error_mid_batch_never_puts_a_later_version_first() {
+    let (_broker, brokers) = test_broker().await;
+    let (topic, dlq) = topics(&brokers, "fatal").await;
+    let database = FreshDatabase::create().await;
+    let store = database.store(&topic, 65_536);
+    // Three accounts, their rows interleaved in the outbox: a1 b1 c1 a2 b2 c2 ...
+    let accounts: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for _ in 0..8 {
+        for account in &accounts {
+            append(store.as_ref(), *account, &[SMALL]).await;
+        }
+    }
+    // A long linger keeps the first records queued in the producer when
+    // the fatal error strikes (so they fail, as records in flight do).
+    let kafka = KafkaSettings { linger: Duration::from_millis(1_000), ..kafka_settings(&brokers, TIMEOUT) };
+    let sink = FatalMidBatch { inner: KafkaSink::new(kafka).unwrap(), fail_before: 10, enqueued: AtomicUsize::new(0) };
+    let mut settings = publish_settings(&dlq, 100, TIMEOUT);
+    settings.backoff = Backoff { base: Duration::ZERO, max: Duration::ZERO };
+    let publisher = Publisher::new(store.clone(), sink, settings);
+
+    let first = publisher.run(Instant::now() + Duration::from_secs(20)).await.unwrap();
+    assert_eq!(first.published, 0, "everything queued on the failed producer failed: {first:?}");
+    assert_eq!(publisher.sink().enqueued.load(Ordering::SeqCst), 11, "nothing more of the batch was put in flight after the refusal");
+    drain(&publisher, Duration::from_secs(60)).await;
+
+    let records = read_topic(&brokers, &topic).await;
+    for account in &accounts {
+        let versions = &versions_by_account(&records)[&account.to_string()];
+        assert_no_gaps_after_dedup(&account.to_string(), versions, 8);
+    }
+    assert_eq!(store.counts().await.unwrap().pending, 0);
     database.drop_database().await;
 }
 

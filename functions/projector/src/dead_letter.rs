@@ -1,6 +1,6 @@
 //! Where poison records go: the dead-letter topic, as the shared
 //! [`DeadLetter`] (source `kafka_record`), through the shared producer
-//! ([`ReplaceableProducer`], which replaces itself after a fatal error).
+//! ([`ReplaceableProducer`], replaced before a letter when it hit a fatal error).
 //!
 //! A poison record is skipped so it never blocks its partition, but it is
 //! never dropped silently: if the dead-letter topic cannot take it, the
@@ -46,6 +46,8 @@ impl DeadLetterSink for KafkaDeadLetters {
             DeadLetterSource::KafkaRecord { key, .. } => key.clone().unwrap_or_default(),
             DeadLetterSource::OutboxRow { stream_id, .. } => stream_id.to_string(),
         };
+        // One record, nothing else in flight on it: a failed producer can be replaced first.
+        self.producer.replace_if_failed().map_err(|e| failed(e.to_string()))?;
         let delivery =
             self.producer.enqueue(&self.topic, &key, &letter.to_json(), &letter.headers(&[])).map_err(|e| failed(e.to_string()))?;
         match tokio::time::timeout(self.timeout, delivery).await {

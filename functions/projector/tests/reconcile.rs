@@ -240,3 +240,41 @@ async fn an_event_that_commits_late_is_not_skipped() {
     drop(store);
     drop_database(&url).await;
 }
+
+#[tokio::test]
+async fn a_rebuilt_view_in_the_cache_cannot_be_replaced_by_the_view_from_before_the_rebuild() {
+    use ledgerline_shared::cache::{AccountCache, CacheSettings};
+
+    let url = fresh_database().await;
+    let store = store_at(&url);
+    let ledger = Ledger::new(store.clone());
+    let account = ledger.open("gus").await;
+    ledger.deposit(account, 300).await;
+    let model = read_model().await;
+    reconciler(store.clone(), model.clone(), &url).sweep().await.unwrap();
+    let right = model.account(account, true).await.unwrap().unwrap();
+
+    // The read side wrong at the right version, in DynamoDB and in Redis.
+    let wrong = ledgerline_shared::read_model::AccountView { balance: right.balance + 1_000_000, ..right.clone() };
+    assert!(model.replace(&wrong, &[]).await.unwrap());
+    let settings = CacheSettings {
+        url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        ttl: std::time::Duration::from_secs(60),
+        timeout: std::time::Duration::from_millis(500),
+    };
+    let cache = Arc::new(AccountCache::with_namespace(settings, &format!("test-{}:", Uuid::new_v4().simple())).unwrap());
+    assert!(cache.put_if_newer(&wrong).await.unwrap());
+
+    let rebuilder = Reconciler { cache: Some(cache.clone()), ..reconciler(store.clone(), model.clone(), &url) };
+    rebuilder.rebuild(true, |_| {}).await.unwrap();
+    assert_eq!(cache.get(account).await.unwrap().as_ref(), Some(&right), "the rebuild's view is in the cache");
+
+    // A reader or the projector that captured the old view before the
+    // rebuild now fills the cache with it: refused at the same version.
+    assert!(!cache.put_if_newer(&wrong).await.unwrap(), "the stale view must not come back");
+    assert_eq!(cache.get(account).await.unwrap().as_ref(), Some(&right));
+    assert_eq!(model.account(account, true).await.unwrap().as_ref(), Some(&right));
+    drop(rebuilder);
+    drop(store);
+    drop_database(&url).await;
+}

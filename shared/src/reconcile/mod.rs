@@ -78,9 +78,13 @@ impl ReconcileError {
 pub trait ViewCache: Send + Sync + 'static {
     /// Puts `view` unless a newer version is cached.
     async fn refresh(&self, view: &AccountView) -> Result<(), String>;
-    /// Drops the cached view (a rebuild may fix content at the same version,
-    /// which `refresh` would not replace).
-    async fn evict(&self, account_id: Uuid) -> Result<(), String>;
+    /// Puts `view` unless a strictly newer version is cached: a rebuild
+    /// fixes content at the same version, which `refresh` would not
+    /// replace. Writing it (rather than dropping the key) matters: with the
+    /// key gone, a reader or projector that captured the old view before
+    /// the rebuild could put it back at that version, and nothing would
+    /// correct it until the TTL or the account's next event.
+    async fn overwrite(&self, view: &AccountView) -> Result<(), String>;
 }
 
 #[cfg(feature = "redis")]
@@ -90,8 +94,8 @@ impl ViewCache for crate::cache::AccountCache {
         self.put_if_newer(view).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
-    async fn evict(&self, account_id: Uuid) -> Result<(), String> {
-        self.remove(account_id).await.map_err(|e| e.to_string())
+    async fn overwrite(&self, view: &AccountView) -> Result<(), String> {
+        self.put_unless_newer(view).await.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -237,10 +241,10 @@ impl Reconciler {
                 }
                 if let Some(cache) = &self.cache {
                     // The cache may hold the old content at the same version,
-                    // which a refresh (newest wins) would keep: drop it; the
-                    // next read or projected event puts the rebuilt view back.
-                    if let Err(error) = cache.evict(head.stream_id).await {
-                        tracing::warn!(account_id = %head.stream_id, %error, "could not drop the cached view");
+                    // which a refresh (newest wins) would keep: overwrite it
+                    // (see `ViewCache::overwrite` for why not evict).
+                    if let Err(error) = cache.overwrite(&view).await {
+                        tracing::warn!(account_id = %head.stream_id, %error, "could not overwrite the cached view");
                     }
                 }
             }

@@ -16,7 +16,7 @@ use ledgerline_shared::event_store::{
 use ledgerline_shared::resilience::Backoff;
 use outbox_publisher::config::KafkaSettings;
 use outbox_publisher::kafka::{KafkaSink, ensure_topics};
-use outbox_publisher::{PublishSettings, Publisher, Summary};
+use outbox_publisher::{PublishSettings, Publisher, RecordSink, Summary};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -132,7 +132,7 @@ pub async fn append(store: &dyn EventStore, account: Uuid, payload_sizes: &[usiz
 }
 
 /// Runs the publisher until no pending row is left; returns every summary.
-pub async fn drain(publisher: &Publisher<KafkaSink>, timeout: Duration) -> Vec<Summary> {
+pub async fn drain<K: RecordSink>(publisher: &Publisher<K>, timeout: Duration) -> Vec<Summary> {
     let mut summaries = Vec::new();
     let deadline = Instant::now() + timeout;
     loop {
