@@ -5,8 +5,8 @@ definitions in template.yaml, so the template is the one source of truth.
     python scripts/create_tables.py --endpoint http://127.0.0.1:8000
 
 Table names are the defaults the code uses (ledgerline-accounts,
-ledgerline-transactions) or LEDGERLINE_ACCOUNTS_TABLE /
-LEDGERLINE_TRANSACTIONS_TABLE. Existing tables are left alone. Needs boto3
+ledgerline-transactions, ledgerline-holds) or LEDGERLINE_ACCOUNTS_TABLE /
+LEDGERLINE_TRANSACTIONS_TABLE / LEDGERLINE_HOLDS_TABLE. Existing tables are left alone. Needs boto3
 and PyYAML (both come with moto's server).
 """
 import argparse
@@ -35,6 +35,7 @@ CloudFormationLoader.add_multi_constructor("!", _any_tag)
 TABLES = {
     "AccountsTable": ("LEDGERLINE_ACCOUNTS_TABLE", "ledgerline-accounts"),
     "TransactionsTable": ("LEDGERLINE_TRANSACTIONS_TABLE", "ledgerline-transactions"),
+    "HoldsTable": ("LEDGERLINE_HOLDS_TABLE", "ledgerline-holds"),
 }
 
 

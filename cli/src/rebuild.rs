@@ -61,6 +61,14 @@ pub async fn reconcile(database_url: &str, full: bool) -> anyhow::Result<()> {
     let report = if full { reconciler.sweep().await } else { reconciler.pass(None).await }
         .with_context(|| format!("reconciling the read models ({UNREACHABLE})"))?;
     print!("{}", describe(&report, full));
+    let expiry =
+        reconciler.expire_due_holds(chrono::Utc::now()).await.with_context(|| format!("recording hold expiries ({UNREACHABLE})"))?;
+    if expiry.holds_expired > 0 || expiry.failed > 0 {
+        println!(
+            "recorded the expiry of {} holds ({} accounts could not be written; the next run tries again)",
+            expiry.holds_expired, expiry.failed
+        );
+    }
     Ok(())
 }
 

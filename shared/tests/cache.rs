@@ -29,6 +29,7 @@ fn view(account_id: Uuid, version: u64, balance: i64) -> AccountView {
         status: "open".into(),
         version,
         updated_at: Utc::now(),
+        holds: vec![],
     }
 }
 

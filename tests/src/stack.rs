@@ -318,6 +318,7 @@ pub struct Stack {
     pub database_url: String,
     pub accounts_table: String,
     pub transactions_table: String,
+    pub holds_table: String,
 }
 
 pub const FUNCTIONS: [&str; 5] = ["command-api", "query-api", "projector", "outbox-publisher", "reconciler"];
@@ -344,7 +345,8 @@ impl Stack {
         let failures = std::env::temp_dir().join(format!("ledgerline-e2e-failures-{run}.jsonl"));
         let brokers = format!("127.0.0.1:{}", broker.port);
         let redis_url = format!("redis://127.0.0.1:{}", redis.port);
-        let (accounts_table, transactions_table) = (format!("e2e{run}-accounts"), format!("e2e{run}-transactions"));
+        let (accounts_table, transactions_table, holds_table) =
+            (format!("e2e{run}-accounts"), format!("e2e{run}-transactions"), format!("e2e{run}-holds"));
         let mut env: Vec<(&str, String)> = [
             ("LEDGERLINE_HTTP_ADDR", "127.0.0.1:0"),
             ("LEDGERLINE_JWT_SECRET", secret.as_str()),
@@ -355,6 +357,7 @@ impl Stack {
             ("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb_endpoint),
             ("LEDGERLINE_ACCOUNTS_TABLE", &accounts_table),
             ("LEDGERLINE_TRANSACTIONS_TABLE", &transactions_table),
+            ("LEDGERLINE_HOLDS_TABLE", &holds_table),
             ("LEDGERLINE_PROJECTOR_FAILURES_FILE", failures.to_str().unwrap()),
             // Quick retries after the broker comes back.
             ("LEDGERLINE_OUTBOX_BACKOFF_BASE_MS", "200"),
@@ -395,6 +398,7 @@ impl Stack {
             database_url,
             accounts_table,
             transactions_table,
+            holds_table,
         }
     }
 

@@ -316,6 +316,7 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
     let tables = ledgerline_shared::read_model::tables::TableNames {
         accounts: stack.accounts_table.clone(),
         transactions: stack.transactions_table.clone(),
+        holds: stack.holds_table.clone(),
     };
     let deadline = Instant::now() + CONVERGE_WITHIN;
     loop {

@@ -45,6 +45,9 @@ async fn the_code_creates_the_tables_the_template_deploys() {
     create_tables(&client, &from_code).await.unwrap();
     assert_eq!(shape(&client, &from_code.accounts).await, shape(&client, &from_template.accounts).await);
     assert_eq!(shape(&client, &from_code.transactions).await, shape(&client, &from_template.transactions).await);
+    assert_eq!(shape(&client, &from_code.holds).await, shape(&client, &from_template.holds).await);
+    let holds = shape(&client, &from_code.holds).await;
+    assert!(holds.contains(&"index expiring-index key expires_at RANGE".to_string()), "{holds:?}");
     let accounts = shape(&client, &from_code.accounts).await;
     assert!(accounts.contains(&"index owner_id-index key owner_id HASH".to_string()), "{accounts:?}");
 }

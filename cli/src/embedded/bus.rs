@@ -285,7 +285,33 @@ mod tests {
             &self,
             _: &ledgerline_shared::read_model::AccountView,
             _: &[ledgerline_shared::read_model::TransactionView],
+            _: &[ledgerline_shared::read_model::HoldChange],
         ) -> Result<bool, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn hold(
+            &self,
+            _: uuid::Uuid,
+            _: uuid::Uuid,
+            _: bool,
+        ) -> Result<Option<ledgerline_shared::read_model::HoldView>, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn holds(
+            &self,
+            _: uuid::Uuid,
+            _: ledgerline_shared::read_model::HoldFilter,
+            _: usize,
+            _: Option<uuid::Uuid>,
+            _: bool,
+        ) -> Result<ledgerline_shared::read_model::HoldPage, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn due_holds(
+            &self,
+            _: chrono::DateTime<chrono::Utc>,
+            _: usize,
+        ) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, ledgerline_shared::read_model::ReadModelError> {
             Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
         }
     }

@@ -109,6 +109,7 @@ impl Stack {
         let mut tasks: Vec<_> = receivers.into_iter().map(|r| tokio::spawn(bus::consume(r, projector.clone()))).collect();
         let publisher = Publisher::new(store.clone() as Arc<dyn OutboxStore>, sink.clone(), publish_settings(interval));
         let (stop, stopped) = watch::channel(false);
+        tasks.push(tokio::spawn(run_expiry_sweep(store.clone(), read_model.clone(), stop.subscribe())));
         tasks.push(tokio::spawn(run_outbox(publisher, interval, stopped)));
         let backend = backend::InProcess {
             command_api: command_api::router(command_api::AppState::new(store.clone(), write)),
@@ -132,6 +133,21 @@ impl Stack {
         })
         .await
         .is_ok()
+    }
+}
+
+/// Every second, the expiry of the holds past due is recorded in their
+/// accounts' histories (what the reconciler does deployed and under `serve`).
+async fn run_expiry_sweep(store: Arc<InMemoryEventStore>, read_model: Arc<dyn ReadModelStore>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let at = chrono::Utc::now();
+        if let Err(error) = ledgerline_shared::reconcile::expiry::expire_due_holds(store.clone(), read_model.as_ref(), at).await {
+            tracing::warn!(%error, "the hold expiry sweep failed; it runs again in a second");
+        }
     }
 }
 

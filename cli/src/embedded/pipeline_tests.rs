@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::http::Request;
-use ledgerline_shared::read_model::{AccountView, ApplyOutcome, Change, ReadModelError, TransactionPage, TransactionView};
+use ledgerline_shared::read_model::{
+    AccountView, ApplyOutcome, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, TransactionPage, TransactionView,
+};
 use outbox_publisher::{Record, RecordSink};
 use projector::dead_letter::DeadLetterSource;
 use serde_json::{Map, Value, json};
@@ -56,8 +58,27 @@ impl ReadModelStore for Flaky {
         self.inner.accounts(ids).await
     }
 
-    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
-        self.inner.replace(view, rows).await
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView], holds: &[HoldChange]) -> Result<bool, ReadModelError> {
+        self.inner.replace(view, rows, holds).await
+    }
+
+    async fn hold(&self, account_id: Uuid, hold_id: Uuid, consistent: bool) -> Result<Option<HoldView>, ReadModelError> {
+        self.inner.hold(account_id, hold_id, consistent).await
+    }
+
+    async fn holds(
+        &self,
+        account_id: Uuid,
+        filter: HoldFilter,
+        limit: usize,
+        before: Option<Uuid>,
+        consistent: bool,
+    ) -> Result<HoldPage, ReadModelError> {
+        self.inner.holds(account_id, filter, limit, before, consistent).await
+    }
+
+    async fn due_holds(&self, at: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<(Uuid, Uuid)>, ReadModelError> {
+        self.inner.due_holds(at, limit).await
     }
 }
 

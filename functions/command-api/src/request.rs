@@ -87,6 +87,12 @@ pub fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Err
     exact_integer(raw.get()).ok_or_else(|| D::Error::custom(format!("{} is not an integer", raw.get())))
 }
 
+/// An optional integer field (`#[serde(default, deserialize_with = "request::optional_integer")]`):
+/// absent is `None`; present, it follows [`integer`] (`null` is refused).
+pub fn optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    integer(deserializer).map(Some)
+}
+
 /// The integer a JSON number's text (`-?digits[.digits][e[+-]digits]`) is
 /// exactly, if it is one and fits in `i64`.
 fn exact_integer(text: &str) -> Option<i64> {
@@ -163,6 +169,25 @@ impl<S: Send + Sync> FromRequestParts<S> for RawAccountId {
 /// Parses an account id from the path.
 pub fn account_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::validation(format!("{text:?} is not an account id (a UUID)")))
+}
+
+/// The `{id}` and `{hold_id}` path segments as text, like [`RawAccountId`].
+pub struct RawHoldPath(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RawHoldPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((account, hold)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::validation("the account id and the hold id must be UUIDs"))?;
+        Ok(Self(account, hold))
+    }
+}
+
+/// Parses a hold id from the path.
+pub fn hold_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::validation(format!("{text:?} is not a hold id (a UUID)")))
 }
 
 #[cfg(test)]

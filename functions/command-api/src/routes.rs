@@ -12,17 +12,20 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ledgerline_shared::domain::{
-    Account, AccountCommand, Amount, Currency, DomainError, OverdraftLimit, OwnerId, Reference, TransferCommand, decide, decide_transfer,
+    Account, AccountCommand, AccountEvent, Amount, CaptureToAccount, Currency, DomainError, HoldLifetime, HoldStatus, OverdraftLimit,
+    OwnerId, Reference, TransferCommand, decide, decide_capture_to_account, decide_transfer,
 };
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::execute::{Answer, CommandContext, Decision, execute};
-use crate::request::{self, Inbound, RawAccountId, account_id, idempotency_key, parse_json, required_idempotency_key};
+use crate::request::{
+    self, Inbound, RawAccountId, RawHoldPath, account_id, hold_id, idempotency_key, parse_json, required_idempotency_key,
+};
 use crate::state::AppState;
-use crate::views::{AccountView, BalanceView, CounterpartyView, StatusView, TransferView};
+use crate::views::{AccountView, BalanceView, CounterpartyView, HoldAnswer, StatusView, TransferView};
 use ledgerline_shared::accounts::CommandInput;
 use ledgerline_shared::http::caller::Caller;
 use ledgerline_shared::http::correlation::correlate;
@@ -38,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/accounts/{id}/freeze"),
     ("POST", "/accounts/{id}/unfreeze"),
     ("POST", "/accounts/{id}/close"),
+    ("POST", "/accounts/{id}/holds"),
+    ("POST", "/accounts/{id}/holds/{hold_id}/capture"),
+    ("POST", "/accounts/{id}/holds/{hold_id}/release"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts/{id}/freeze", post(freeze))
         .route("/accounts/{id}/unfreeze", post(unfreeze))
         .route("/accounts/{id}/close", post(close))
+        .route("/accounts/{id}/holds", post(place_hold))
+        .route("/accounts/{id}/holds/{hold_id}/capture", post(capture_hold))
+        .route("/accounts/{id}/holds/{hold_id}/release", post(release_hold))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
@@ -87,7 +96,29 @@ struct TransferBody {
     reference: Option<String>,
 }
 
-/// Freeze, unfreeze and close take no fields: no body at all, or `{}`;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceHoldBody {
+    #[serde(deserialize_with = "request::integer")]
+    amount: i64,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default, deserialize_with = "request::optional_integer")]
+    expires_in_seconds: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureBody {
+    #[serde(default, deserialize_with = "request::optional_integer")]
+    amount: Option<i64>,
+    #[serde(default)]
+    to_account_id: Option<Uuid>,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+/// Freeze, unfreeze, close and release take no fields: no body at all, or `{}`;
 /// any other body, whitespace alone included, is refused (400).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,26 +143,59 @@ fn refusal(error: DomainError) -> Result<Decision, ApiError> {
     if error.is_business_rule() { Ok(Decision::Refuse(error.into())) } else { Err(error.into()) }
 }
 
-/// Decides `command` on one account the caller may act on; answers with `view`.
+/// Decides `command` on one account the caller may act on; answers with
+/// `view` of the account after it, as of the moment it was decided.
 fn decide_on_account(
     state: &AppState,
     input: &CommandInput,
     caller: &Caller,
     id: Uuid,
     command: &AccountCommand,
-    view: fn(&Account) -> Answer,
+    view: impl Fn(&Account, DateTime<Utc>) -> Answer,
 ) -> Result<Decision, ApiError> {
     let account = owned(input, caller, id)?;
-    let events = match decide(Some(account), command, Utc::now()) {
+    let at = Utc::now();
+    let events = match decide(Some(account), command, at) {
         Ok(events) => events,
         Err(error) => return refusal(error),
     };
     if events.is_empty() {
-        return Ok(Decision::Commit { changes: vec![], answer: view(account) });
+        return Ok(Decision::Commit { changes: vec![], answer: view(account, at) });
     }
     let change = state.repository().stage(id, Some(account), &events)?;
-    let answer = view(&change.after);
+    let answer = view(&change.after, at);
     Ok(Decision::Commit { changes: vec![change], answer })
+}
+
+/// Decides a capture out of the ledger or a release of an active hold;
+/// answers with the hold as it was placed, now `status`.
+fn decide_on_hold(
+    state: &AppState,
+    input: &CommandInput,
+    caller: &Caller,
+    id: Uuid,
+    command: &AccountCommand,
+    status: HoldStatus,
+) -> Result<Decision, ApiError> {
+    let account = owned(input, caller, id)?;
+    let at = Utc::now();
+    let events = match decide(Some(account), command, at) {
+        Ok(events) => events,
+        Err(error) => return refusal(error),
+    };
+    let Some(hold) = events.first().and_then(AccountEvent::hold_id).and_then(|h| account.hold(h)).cloned() else {
+        return Err(ApiError::internal());
+    };
+    let change = state.repository().stage(id, Some(account), &events)?;
+    let mut answer = HoldAnswer::new(&hold, status, &change.after, at);
+    match &events[0] {
+        AccountEvent::HoldCaptured { amount, released, .. } => {
+            (answer.captured, answer.released) = (Some(amount.minor_units()), Some(*released))
+        }
+        AccountEvent::HoldReleased { amount, .. } => answer.released = Some(amount.minor_units()),
+        _ => {}
+    }
+    Ok(Decision::Commit { changes: vec![change], answer: Answer::json(StatusCode::OK, &answer) })
 }
 
 // ---- handlers ----
@@ -150,9 +214,10 @@ async fn open_account(State(state): State<AppState>, inbound: Inbound) -> Result
     let account_id = Uuid::new_v4();
     let command = AccountCommand::Open { account_id, owner_id, currency, overdraft_limit };
     let answer = execute(&state, context, &[account_id], |_| {
-        let events = decide(None, &command, Utc::now())?;
+        let at = Utc::now();
+        let events = decide(None, &command, at)?;
         let change = state.repository().stage(account_id, None, &events)?;
-        let answer = Answer::json(StatusCode::CREATED, &AccountView::from(&change.after));
+        let answer = Answer::json(StatusCode::CREATED, &AccountView::at(&change.after, at));
         Ok(Decision::Commit { changes: vec![change], answer })
     })
     .await?;
@@ -194,7 +259,7 @@ async fn move_money(state: &AppState, id: &str, inbound: Inbound, movement: Move
     };
     let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
     execute(state, context, &[id], |input| {
-        decide_on_account(state, input, &caller, id, &command, |a| Answer::json(StatusCode::OK, &BalanceView::from(a)))
+        decide_on_account(state, input, &caller, id, &command, |a, at| Answer::json(StatusCode::OK, &BalanceView::at(a, at)))
     })
     .await
 }
@@ -221,7 +286,8 @@ async fn transfer(State(state): State<AppState>, inbound: Inbound) -> Result<Ans
         // frozen, closed or in another currency, the refusal is the same
         // (`recipient_cannot_receive`), and the answer names only its id.
         let to = input.account(command.to_account_id);
-        let decision = match decide_transfer(Some(from), to, &command, Utc::now()) {
+        let at = Utc::now();
+        let decision = match decide_transfer(Some(from), to, &command, at) {
             Ok(decision) => decision,
             Err(error) => return refusal(error),
         };
@@ -230,7 +296,7 @@ async fn transfer(State(state): State<AppState>, inbound: Inbound) -> Result<Ans
         let received = state.repository().stage(to.id, Some(to), &[decision.received])?;
         let view = TransferView {
             transfer_id: command.transfer_id,
-            from: BalanceView::from(&sent.after),
+            from: BalanceView::at(&sent.after, at),
             to: CounterpartyView { account_id: received.after.id },
         };
         Ok(Decision::Commit { changes: vec![sent, received], answer: Answer::json(StatusCode::CREATED, &view) })
@@ -274,7 +340,85 @@ async fn change_status(state: &AppState, id: &str, inbound: Inbound, change: Sta
     };
     let context = CommandContext::new(caller.clone(), key, &path, &bytes, correlation_id);
     execute(state, context, &[id], |input| {
-        decide_on_account(state, input, &caller, id, &command, |a| Answer::json(StatusCode::OK, &StatusView::from(a)))
+        decide_on_account(state, input, &caller, id, &command, |a, _| Answer::json(StatusCode::OK, &StatusView::from(a)))
     })
     .await
+}
+
+// ---- holds ----
+
+async fn place_hold(State(state): State<AppState>, RawAccountId(id): RawAccountId, inbound: Inbound) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
+    let id = account_id(&id)?;
+    let key = required_idempotency_key(&headers)?;
+    let input: PlaceHoldBody = parse_json(&headers, &bytes)?;
+    let amount = Amount::new(input.amount)?;
+    let reference = reference(input.reference)?;
+    let lifetime = input.expires_in_seconds.map(HoldLifetime::new).transpose()?.unwrap_or_default();
+    let hold_id = Uuid::now_v7();
+    let command = AccountCommand::PlaceHold { hold_id, amount, reference, lifetime };
+    let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
+    execute(&state, context, &[id], |input| {
+        decide_on_account(&state, input, &caller, id, &command, |account, at| match account.hold(hold_id) {
+            Some(hold) => Answer::json(StatusCode::CREATED, &HoldAnswer::new(hold, HoldStatus::Active, account, at)),
+            None => Answer::from_error(&ApiError::internal()),
+        })
+    })
+    .await
+}
+
+async fn capture_hold(State(state): State<AppState>, RawHoldPath(id, hold): RawHoldPath, inbound: Inbound) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
+    let (id, hold_id) = (account_id(&id)?, hold_id(&hold)?);
+    let key = required_idempotency_key(&headers)?;
+    let input: CaptureBody =
+        if bytes.is_empty() { CaptureBody { amount: None, to_account_id: None, reference: None } } else { parse_json(&headers, &bytes)? };
+    let amount = input.amount.map(Amount::new).transpose()?;
+    let reference = reference(input.reference)?;
+    let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
+    let Some(to_account_id) = input.to_account_id else {
+        let command = AccountCommand::CaptureHold { hold_id, amount, reference };
+        return execute(&state, context, &[id], |input| decide_on_hold(&state, input, &caller, id, &command, HoldStatus::Captured)).await;
+    };
+    let capture = CaptureToAccount { hold_id, transfer_id: Uuid::now_v7(), from_account_id: id, to_account_id, amount, reference };
+    execute(&state, context, &[id, to_account_id], |input| {
+        let from = owned(input, &caller, id)?;
+        if to_account_id == id {
+            return refusal(DomainError::SameAccount);
+        }
+        // As a transfer: the recipient may be anyone's, so every reason it
+        // cannot receive is one refusal, and the answer names only its id.
+        let to = input.account(to_account_id);
+        let at = Utc::now();
+        let decision = match decide_capture_to_account(Some(from), to, &capture, at) {
+            Ok(decision) => decision,
+            Err(error) => return refusal(error),
+        };
+        let (Some(to), Some(hold)) = (to, from.hold(hold_id).cloned()) else { return Err(ApiError::internal()) };
+        let AccountEvent::HoldCaptured { amount: captured, released, .. } = &decision.sent else { return Err(ApiError::internal()) };
+        let (captured, released) = (captured.minor_units(), *released);
+        let sent = state.repository().stage(from.id, Some(from), &[decision.sent])?;
+        let received = state.repository().stage(to.id, Some(to), &[decision.received])?;
+        let answer = HoldAnswer {
+            captured: Some(captured),
+            released: Some(released),
+            transfer_id: Some(capture.transfer_id),
+            to: Some(CounterpartyView { account_id: received.after.id }),
+            ..HoldAnswer::new(&hold, HoldStatus::Captured, &sent.after, at)
+        };
+        Ok(Decision::Commit { changes: vec![sent, received], answer: Answer::json(StatusCode::OK, &answer) })
+    })
+    .await
+}
+
+async fn release_hold(State(state): State<AppState>, RawHoldPath(id, hold): RawHoldPath, inbound: Inbound) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
+    let (id, hold_id) = (account_id(&id)?, hold_id(&hold)?);
+    let key = idempotency_key(&headers)?;
+    if !bytes.is_empty() {
+        let _: EmptyBody = parse_json(&headers, &bytes)?;
+    }
+    let command = AccountCommand::ReleaseHold { hold_id };
+    let context = CommandContext::new(caller.clone(), key, &path, &bytes, correlation_id);
+    execute(&state, context, &[id], |input| decide_on_hold(&state, input, &caller, id, &command, HoldStatus::Released)).await
 }

@@ -1,6 +1,12 @@
 //! The JSON bodies of successful command responses.
+//!
+//! Every body that carries an account's balance also carries what its live
+//! holds reserve (`held`) and what it can still spend or reserve
+//! (`available_balance` = balance + overdraft limit - held), both as of the
+//! moment the command was decided.
 
-use ledgerline_shared::domain::Account;
+use chrono::{DateTime, Utc};
+use ledgerline_shared::domain::{Account, Hold, HoldStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -11,18 +17,22 @@ pub struct AccountView {
     pub owner_id: String,
     pub currency: String,
     pub balance: i64,
+    pub held: i64,
+    pub available_balance: i64,
     pub overdraft_limit: i64,
     pub status: String,
     pub version: u64,
 }
 
-impl From<&Account> for AccountView {
-    fn from(account: &Account) -> Self {
+impl AccountView {
+    pub fn at(account: &Account, at: DateTime<Utc>) -> Self {
         Self {
             account_id: account.id,
             owner_id: account.owner_id.to_string(),
             currency: account.currency.to_string(),
             balance: account.balance,
+            held: account.held(at),
+            available_balance: account.available(at),
             overdraft_limit: account.overdraft_limit,
             status: account.status.as_str().to_owned(),
             version: account.version,
@@ -35,12 +45,20 @@ impl From<&Account> for AccountView {
 pub struct BalanceView {
     pub account_id: Uuid,
     pub balance: i64,
+    pub held: i64,
+    pub available_balance: i64,
     pub version: u64,
 }
 
-impl From<&Account> for BalanceView {
-    fn from(account: &Account) -> Self {
-        Self { account_id: account.id, balance: account.balance, version: account.version }
+impl BalanceView {
+    pub fn at(account: &Account, at: DateTime<Utc>) -> Self {
+        Self {
+            account_id: account.id,
+            balance: account.balance,
+            held: account.held(at),
+            available_balance: account.available(at),
+            version: account.version,
+        }
     }
 }
 
@@ -69,5 +87,53 @@ pub struct StatusView {
 impl From<&Account> for StatusView {
     fn from(account: &Account) -> Self {
         Self { account_id: account.id, status: account.status.as_str().to_owned(), version: account.version }
+    }
+}
+
+/// Placing, capturing or releasing a hold: the hold as the command left it,
+/// and its account's balances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldAnswer {
+    pub hold_id: Uuid,
+    pub account_id: Uuid,
+    /// What the hold reserved when it was placed.
+    pub amount: i64,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    /// A capture: how much moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<i64>,
+    /// A capture or a release: how much was freed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<i64>,
+    /// A capture into another account: the transfer, and the recipient by id only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<CounterpartyView>,
+    pub balance: i64,
+    pub held: i64,
+    pub available_balance: i64,
+    pub version: u64,
+}
+
+impl HoldAnswer {
+    /// `hold` (as it was placed), now `status`, on `account` after the command.
+    pub fn new(hold: &Hold, status: HoldStatus, account: &Account, at: DateTime<Utc>) -> Self {
+        Self {
+            hold_id: hold.hold_id,
+            account_id: account.id,
+            amount: hold.amount.minor_units(),
+            status: status.as_str().to_owned(),
+            expires_at: hold.expires_at,
+            captured: None,
+            released: None,
+            transfer_id: None,
+            to: None,
+            balance: account.balance,
+            held: account.held(at),
+            available_balance: account.available(at),
+            version: account.version,
+        }
     }
 }

@@ -77,8 +77,37 @@ impl ReadModelStore for OneByOne {
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         self.0.accounts(ids).await
     }
-    async fn replace(&self, view: &AccountView, rows: &[ledgerline_shared::read_model::TransactionView]) -> Result<bool, ReadModelError> {
-        self.0.replace(view, rows).await
+    async fn replace(
+        &self,
+        view: &AccountView,
+        rows: &[ledgerline_shared::read_model::TransactionView],
+        holds: &[ledgerline_shared::read_model::HoldChange],
+    ) -> Result<bool, ReadModelError> {
+        self.0.replace(view, rows, holds).await
+    }
+
+    async fn hold(
+        &self,
+        account_id: uuid::Uuid,
+        hold_id: uuid::Uuid,
+        consistent: bool,
+    ) -> Result<Option<ledgerline_shared::read_model::HoldView>, ReadModelError> {
+        self.0.hold(account_id, hold_id, consistent).await
+    }
+
+    async fn holds(
+        &self,
+        account_id: uuid::Uuid,
+        filter: ledgerline_shared::read_model::HoldFilter,
+        limit: usize,
+        before: Option<uuid::Uuid>,
+        consistent: bool,
+    ) -> Result<ledgerline_shared::read_model::HoldPage, ReadModelError> {
+        self.0.holds(account_id, filter, limit, before, consistent).await
+    }
+
+    async fn due_holds(&self, at: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, ReadModelError> {
+        self.0.due_holds(at, limit).await
     }
 }
 

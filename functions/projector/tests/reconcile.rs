@@ -135,7 +135,7 @@ async fn an_account_whose_history_rows_ran_ahead_of_it_is_not_stuck() {
     let ledgerline_shared::read_model::Change::Update { transaction: Some(row), .. } = &changes[1] else { panic!("a deposit") };
     let ahead = ledgerline_shared::read_model::AccountView { version: 1, ..model.account(account, true).await.unwrap().unwrap() };
     // The history row of version 2 written, the account left at 1.
-    model.replace(&ahead, std::slice::from_ref(row)).await.unwrap();
+    model.replace(&ahead, std::slice::from_ref(row), &[]).await.unwrap();
     assert_eq!(model.transactions(account, 10, None, true).await.unwrap().items.len(), 1);
 
     assert_eq!(model.apply(&changes[1]).await.unwrap(), ApplyOutcome::Applied);
@@ -162,7 +162,7 @@ async fn a_rebuild_rewrites_every_account_in_place_and_resumes() {
     reference.sweep().await.unwrap();
     let mut tampered = damaged.account(accounts[0], true).await.unwrap().unwrap();
     tampered.balance += 1_000_000;
-    assert!(damaged.replace(&tampered, &[]).await.unwrap());
+    assert!(damaged.replace(&tampered, &[], &[]).await.unwrap());
     assert_ne!(snapshot(&*damaged, &accounts).await, snapshot(&*incremental, &accounts).await);
 
     let mut reports = Vec::new();
@@ -256,7 +256,7 @@ async fn a_rebuilt_view_in_the_cache_cannot_be_replaced_by_the_view_from_before_
 
     // The read side wrong at the right version, in DynamoDB and in Redis.
     let wrong = ledgerline_shared::read_model::AccountView { balance: right.balance + 1_000_000, ..right.clone() };
-    assert!(model.replace(&wrong, &[]).await.unwrap());
+    assert!(model.replace(&wrong, &[], &[]).await.unwrap());
     let settings = CacheSettings {
         url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         ttl: std::time::Duration::from_secs(60),

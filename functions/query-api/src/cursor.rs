@@ -3,7 +3,8 @@
 //! A cursor is base64url (no padding) of a body and its HMAC-SHA256 tag (32
 //! bytes, with `LEDGERLINE_CURSOR_SECRET`). Two bodies:
 //! - an account's history: `1 | account id (16) | before_version (8, big endian)`;
-//! - an owner's accounts: `2 | SHA-256 of the owner id, first 16 bytes | after account id (16)`.
+//! - an owner's accounts: `2 | SHA-256 of the owner id, first 16 bytes | after account id (16)`;
+//! - an account's holds: `3 | account id (16) | before hold id (16)`.
 //!
 //! A cursor that does not decode, whose tag does not verify, or that was
 //! made for another account or owner is refused: a cursor can never point a
@@ -20,6 +21,8 @@ const FORMAT: u8 = 1;
 const BODY_LEN: usize = 1 + 16 + 8;
 const ACCOUNTS_FORMAT: u8 = 2;
 const ACCOUNTS_BODY_LEN: usize = 1 + 16 + 16;
+const HOLDS_FORMAT: u8 = 3;
+const HOLDS_BODY_LEN: usize = 1 + 16 + 16;
 const TAG_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -97,6 +100,23 @@ impl CursorCodec {
     }
 
     /// A cursor into `owner`'s accounts: the next page starts after `after`.
+    /// The cursor of an account's holds, for the page before `before`.
+    pub fn encode_holds(&self, account_id: Uuid, before: Uuid) -> String {
+        let mut body = vec![HOLDS_FORMAT];
+        body.extend_from_slice(account_id.as_bytes());
+        body.extend_from_slice(before.as_bytes());
+        self.seal(body)
+    }
+
+    /// The hold id a holds cursor of `account_id` points before.
+    pub fn decode_holds(&self, account_id: Uuid, cursor: &str) -> Result<Uuid, CursorError> {
+        let body = self.open(cursor, HOLDS_FORMAT, HOLDS_BODY_LEN)?;
+        if body[1..17] != *account_id.as_bytes() {
+            return Err(CursorError::WrongAccount);
+        }
+        Ok(Uuid::from_slice(&body[17..33]).expect("16 bytes"))
+    }
+
     pub fn encode_accounts(&self, owner: &str, after: Uuid) -> String {
         let mut body = Vec::with_capacity(ACCOUNTS_BODY_LEN + TAG_LEN);
         body.push(ACCOUNTS_FORMAT);
@@ -150,6 +170,17 @@ mod tests {
         for junk in ["", "!!!", "AAAA", &"A".repeat(200)] {
             assert_eq!(codec.decode(account, junk), Err(CursorError::Malformed), "{junk}");
         }
+    }
+
+    #[test]
+    fn a_holds_cursor_round_trips_for_its_account_only_and_is_no_other_cursor() {
+        let codec = CursorCodec::new(b"secret");
+        let (account, other, hold) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::now_v7());
+        let cursor = codec.encode_holds(account, hold);
+        assert_eq!(codec.decode_holds(account, &cursor), Ok(hold));
+        assert_eq!(codec.decode_holds(other, &cursor), Err(CursorError::WrongAccount));
+        assert_eq!(codec.decode(account, &cursor), Err(CursorError::Malformed));
+        assert_eq!(codec.decode_holds(account, &codec.encode(account, 5)), Err(CursorError::Malformed));
     }
 
     #[test]

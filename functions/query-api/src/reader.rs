@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledgerline_shared::cache::AccountCache;
-use ledgerline_shared::read_model::{AccountView, ReadModelError, ReadModelStore, TransactionPage};
+use ledgerline_shared::read_model::{AccountView, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage};
 use ledgerline_shared::resilience::{BreakerError, BreakerSettings, BreakerState, CircuitBreaker};
 use moka::future::Cache;
 use moka::ops::compute::Op;
@@ -138,6 +138,32 @@ impl AccountReader {
     ) -> Result<TransactionPage, ReadError> {
         RequestCounters::add(&counters.source_read);
         self.source(|store| async move { store.transactions(account_id, limit, before_version, consistent).await }).await
+    }
+
+    /// One hold of an account (the caller checked the account).
+    pub async fn hold(
+        &self,
+        account_id: Uuid,
+        hold_id: Uuid,
+        consistent: bool,
+        counters: &RequestCounters,
+    ) -> Result<Option<HoldView>, ReadError> {
+        RequestCounters::add(&counters.source_read);
+        self.source(|store| async move { store.hold(account_id, hold_id, consistent).await }).await
+    }
+
+    /// A page of an account's holds (the caller checked the account).
+    pub async fn holds(
+        &self,
+        account_id: Uuid,
+        filter: HoldFilter,
+        limit: usize,
+        before: Option<Uuid>,
+        consistent: bool,
+        counters: &RequestCounters,
+    ) -> Result<HoldPage, ReadError> {
+        RequestCounters::add(&counters.source_read);
+        self.source(|store| async move { store.holds(account_id, filter, limit, before, consistent).await }).await
     }
 
     /// A call to the source under its breaker. Only "unavailable" counts

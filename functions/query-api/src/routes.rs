@@ -16,10 +16,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use ledgerline_shared::domain::HoldStatus;
 use ledgerline_shared::http::caller::Caller;
 use ledgerline_shared::http::correlation::correlate;
 use ledgerline_shared::http::problem::ApiError;
-use ledgerline_shared::read_model::{AccountView, TransactionView};
+use ledgerline_shared::read_model::{AccountView, HoldFilter, HoldView, TransactionView};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -30,7 +32,13 @@ use crate::state::AppState;
 /// Every route this API serves, as (method, path template). The operations
 /// tagged `query-api` in `docs/openapi.json` are checked against this list
 /// by a test.
-pub const ROUTES: &[(&str, &str)] = &[("GET", "/accounts"), ("GET", "/accounts/{id}"), ("GET", "/accounts/{id}/transactions")];
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/accounts"),
+    ("GET", "/accounts/{id}"),
+    ("GET", "/accounts/{id}/transactions"),
+    ("GET", "/accounts/{id}/holds"),
+    ("GET", "/accounts/{id}/holds/{hold_id}"),
+];
 
 /// The response header naming the layer that answered (`l1`, `l2`, `dynamodb`).
 pub const CACHE_HEADER: &str = "x-ledgerline-cache";
@@ -43,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts", get(list_accounts))
         .route("/accounts/{id}", get(get_account))
         .route("/accounts/{id}/transactions", get(list_transactions))
+        .route("/accounts/{id}/holds", get(list_holds))
+        .route("/accounts/{id}/holds/{hold_id}", get(get_hold))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -91,6 +101,22 @@ impl<S: Send + Sync> FromRequestParts<S> for AccountPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(text) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| account_id_error())?;
         text.parse().map(AccountPath).map_err(|_| account_id_error())
+    }
+}
+
+/// The `{id}` and `{hold_id}` path segments.
+struct HoldPath(Uuid, Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for HoldPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((account, hold)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::validation("the account id and the hold id must be UUIDs"))?;
+        let account = account.parse().map_err(|_| account_id_error())?;
+        let hold = hold.parse().map_err(|_| ApiError::validation("the hold id must be a UUID"))?;
+        Ok(HoldPath(account, hold))
     }
 }
 
@@ -194,7 +220,41 @@ async fn get_account(
     if not_modified(&headers, &tag) {
         return Ok(with_layer((StatusCode::NOT_MODIFIED, cache_headers).into_response(), layer));
     }
-    Ok(with_layer((cache_headers, Json(view)).into_response(), layer))
+    Ok(with_layer((cache_headers, Json(AccountBody::at(view, Utc::now()))).into_response(), layer))
+}
+
+/// An account as the API shows it: the view, with what its live holds
+/// reserve and what is available, computed at the moment of the answer
+/// (a hold past its expiry counts for nothing, recorded or not).
+#[derive(Serialize)]
+struct AccountBody {
+    account_id: Uuid,
+    owner_id: String,
+    currency: String,
+    balance: i64,
+    held: i64,
+    available_balance: i64,
+    overdraft_limit: i64,
+    status: String,
+    version: u64,
+    updated_at: DateTime<Utc>,
+}
+
+impl AccountBody {
+    fn at(view: AccountView, at: DateTime<Utc>) -> Self {
+        Self {
+            held: view.held(at),
+            available_balance: view.available_balance(at),
+            account_id: view.account_id,
+            owner_id: view.owner_id,
+            currency: view.currency,
+            balance: view.balance,
+            overdraft_limit: view.overdraft_limit,
+            status: view.status,
+            version: view.version,
+            updated_at: view.updated_at,
+        }
+    }
 }
 
 /// `?limit=`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
@@ -211,7 +271,7 @@ fn page_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
 
 #[derive(Serialize)]
 struct AccountsPage {
-    items: Vec<AccountView>,
+    items: Vec<AccountBody>,
     next_cursor: Option<String>,
 }
 
@@ -247,6 +307,8 @@ async fn list_accounts(
         (Some(_), Some(last)) => Some(state.cursors().encode_accounts(&owner, last.account_id)),
         _ => None,
     };
+    let now = Utc::now();
+    let items = items.into_iter().map(|view| AccountBody::at(view, now)).collect();
     Ok(Json(AccountsPage { items, next_cursor }).into_response())
 }
 
@@ -274,4 +336,100 @@ async fn list_transactions(
     let page = state.reader().transactions(id, limit, before, min_version.is_some(), &counters).await.map_err(read_error)?;
     let next_cursor = page.next_before_version.map(|version| state.cursors().encode(id, version));
     Ok(with_layer(Json(TransactionsPage { items: page.items, next_cursor }).into_response(), layer))
+}
+
+/// A hold as the API shows it, with its status as of the answer.
+#[derive(Serialize)]
+struct HoldBody {
+    hold_id: Uuid,
+    account_id: Uuid,
+    amount: i64,
+    status: &'static str,
+    reference: Option<String>,
+    placed_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    captured: Option<i64>,
+    released: Option<i64>,
+    ended_at: Option<DateTime<Utc>>,
+    transfer_id: Option<Uuid>,
+    to_account_id: Option<Uuid>,
+}
+
+impl HoldBody {
+    fn at(hold: HoldView, at: DateTime<Utc>) -> Self {
+        let status = hold.status_at(at);
+        // Past its expiry before the sweep recorded it: freed all the same.
+        let (released, ended_at) = match (status, hold.status) {
+            (HoldStatus::Expired, HoldStatus::Active) => (Some(hold.amount), Some(hold.expires_at)),
+            _ => (hold.released, hold.ended_at),
+        };
+        Self {
+            hold_id: hold.hold_id,
+            account_id: hold.account_id,
+            amount: hold.amount,
+            status: status.as_str(),
+            reference: hold.reference,
+            placed_at: hold.placed_at,
+            expires_at: hold.expires_at,
+            captured: hold.captured,
+            released,
+            ended_at,
+            transfer_id: hold.transfer_id,
+            to_account_id: hold.to_account_id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HoldsPage {
+    items: Vec<HoldBody>,
+    next_cursor: Option<String>,
+}
+
+/// One page of an account's holds, newest first: `?status=`, `?limit=`,
+/// `?cursor=`, `?min_version=` (as for the history).
+async fn list_holds(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    AccountPath(id): AccountPath,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    check_params(&params, &["status", "limit", "cursor", "min_version"])?;
+    let limit = page_limit(&params)?;
+    let status = params
+        .get("status")
+        .map(|s| HoldStatus::parse(s).ok_or_else(|| ApiError::validation("status must be one of active, captured, released, expired")))
+        .transpose()?;
+    let before = params
+        .get("cursor")
+        .map(|cursor| state.cursors().decode_holds(id, cursor).map_err(|e| ApiError::validation(format!("invalid cursor: {e}"))))
+        .transpose()?;
+    let min_version = min_version(&params)?;
+    let (_, layer) = authorized_account(&state, &caller, id, min_version, &counters).await?;
+    let now = Utc::now();
+    let filter = HoldFilter { status, at: now };
+    let page = state.reader().holds(id, filter, limit, before, min_version.is_some(), &counters).await.map_err(read_error)?;
+    let next_cursor = page.next_before.map(|hold_id| state.cursors().encode_holds(id, hold_id));
+    let items = page.items.into_iter().map(|hold| HoldBody::at(hold, now)).collect();
+    Ok(with_layer(Json(HoldsPage { items, next_cursor }).into_response(), layer))
+}
+
+/// One hold. Someone else's account is a 404 as a missing one; a hold
+/// that account does not have is 404 `hold_not_found`.
+async fn get_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    HoldPath(id, hold_id): HoldPath,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    check_params(&params, &["min_version"])?;
+    let min_version = min_version(&params)?;
+    let (_, layer) = authorized_account(&state, &caller, id, min_version, &counters).await?;
+    let hold = state.reader().hold(id, hold_id, min_version.is_some(), &counters).await.map_err(read_error)?;
+    let Some(hold) = hold else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "hold_not_found", "the account has no such hold"));
+    };
+    Ok(with_layer(Json(HoldBody::at(hold, Utc::now())).into_response(), layer))
 }

@@ -200,8 +200,37 @@ impl ReadModelStore for Flaky {
         self.check().await?;
         self.inner.accounts(ids).await
     }
-    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
-        self.inner.replace(view, rows).await
+    async fn replace(
+        &self,
+        view: &AccountView,
+        rows: &[TransactionView],
+        holds: &[ledgerline_shared::read_model::HoldChange],
+    ) -> Result<bool, ReadModelError> {
+        self.inner.replace(view, rows, holds).await
+    }
+
+    async fn hold(
+        &self,
+        account_id: uuid::Uuid,
+        hold_id: uuid::Uuid,
+        consistent: bool,
+    ) -> Result<Option<ledgerline_shared::read_model::HoldView>, ReadModelError> {
+        self.inner.hold(account_id, hold_id, consistent).await
+    }
+
+    async fn holds(
+        &self,
+        account_id: uuid::Uuid,
+        filter: ledgerline_shared::read_model::HoldFilter,
+        limit: usize,
+        before: Option<uuid::Uuid>,
+        consistent: bool,
+    ) -> Result<ledgerline_shared::read_model::HoldPage, ReadModelError> {
+        self.inner.holds(account_id, filter, limit, before, consistent).await
+    }
+
+    async fn due_holds(&self, at: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, ReadModelError> {
+        self.inner.due_holds(at, limit).await
     }
 }
 

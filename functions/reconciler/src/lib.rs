@@ -1,6 +1,8 @@
 //! The reconciler: on a schedule, the read model is compared with the event
-//! store and repaired (`ledgerline_shared::reconcile`), and expired
-//! idempotency records are purged.
+//! store and repaired (`ledgerline_shared::reconcile`), the expiry of every
+//! hold past due is recorded in its account's history
+//! (`ledgerline_shared::reconcile::expiry`), and expired idempotency
+//! records are purged.
 //!
 //! It is what makes every read-side fault temporary: a batch the projector
 //! gave up on, records a broker lost or holds back, a cache entry left stale
@@ -52,6 +54,10 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 pub struct RunReport {
     #[serde(flatten)]
     pub pass: PassReport,
+    /// Hold expiries recorded in the event log after the pass.
+    pub holds_expired: u64,
+    /// Accounts whose due expiries could not be recorded (the next run tries again).
+    pub expiries_failed: u64,
     pub idempotency_records_purged: u64,
     /// Why the purge failed, when it did (the pass still counts).
     pub purge_error: Option<String>,
@@ -87,6 +93,15 @@ pub async fn handle(
             return Err(error.into());
         }
     };
+    // Then the holds past their expiry get their expiry recorded (the read
+    // side is caught up first, so it knows the holds placed lately).
+    let (holds_expired, expiries_failed) = match reconciler.expire_due_holds(chrono::Utc::now()).await {
+        Ok(report) => (report.holds_expired, report.failed),
+        Err(error) => {
+            tracing::warn!(%error, "the hold expiry sweep failed; the next run tries again");
+            (0, 1)
+        }
+    };
     // Housekeeping: a failed purge is reported, never fails the pass.
     let (purged, purge_error) = match event_store.purge_expired_idempotency().await {
         Ok(purged) => (purged, None),
@@ -95,7 +110,7 @@ pub async fn handle(
             (0, Some(error.to_string()))
         }
     };
-    let report = RunReport { pass, idempotency_records_purged: purged, purge_error };
+    let report = RunReport { pass, holds_expired, expiries_failed, idempotency_records_purged: purged, purge_error };
     emit(&report, false);
     if report.pass.behind > 0 || report.pass.failed > 0 {
         tracing::warn!(?report, "reconcile pass found accounts behind the event store");

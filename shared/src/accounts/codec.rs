@@ -12,7 +12,8 @@ use crate::domain::{ACCOUNT_EVENT_SCHEMA_VERSION, Account, AccountEvent};
 use crate::event_store::bincode_config;
 
 /// Snapshots are a cache: when this changes, old snapshots are just ignored.
-pub const ACCOUNT_SNAPSHOT_SCHEMA_VERSION: u16 = 1;
+/// 2: the account's holds (active and recently ended) are part of its state.
+pub const ACCOUNT_SNAPSHOT_SCHEMA_VERSION: u16 = 2;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CodecError {

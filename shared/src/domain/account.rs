@@ -4,10 +4,13 @@
 //! [`Account::evolve`] checks each event against the state it lands on, so a
 //! corrupted or reordered history is an error rather than a wrong balance.
 
+use std::collections::VecDeque;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::hold::{Hold, HoldStatus, REMEMBERED_ENDED_HOLDS};
 use super::{AccountEvent, Currency, DomainError, OwnerId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +44,12 @@ pub struct Account {
     pub version: u64,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Holds no event has ended yet, in the order they were placed (some
+    /// may be past their expiry: see [`Hold::is_live`]).
+    pub holds: Vec<Hold>,
+    /// The most recently ended holds and how each ended (at most
+    /// [`REMEMBERED_ENDED_HOLDS`], oldest first).
+    pub ended_holds: VecDeque<(Uuid, HoldStatus)>,
 }
 
 impl Account {
@@ -60,6 +69,8 @@ impl Account {
                     version: 1,
                     opened_at: *at,
                     updated_at: *at,
+                    holds: Vec::new(),
+                    ended_holds: VecDeque::new(),
                 });
             }
             (None, _) => return Err(history("first event is not AccountOpened")),
@@ -82,6 +93,36 @@ impl Account {
                 }
                 account.balance = expected;
             }
+            AccountEvent::HoldPlaced { hold_id, amount, reference, expires_at, at } => {
+                if account.holds.iter().any(|h| h.hold_id == *hold_id) || account.ended_holds.iter().any(|(id, _)| id == hold_id) {
+                    return Err(history("hold placed twice"));
+                }
+                account.holds.push(Hold {
+                    hold_id: *hold_id,
+                    amount: *amount,
+                    reference: reference.clone(),
+                    placed_at: *at,
+                    expires_at: *expires_at,
+                });
+            }
+            AccountEvent::HoldCaptured { hold_id, amount, released, balance_after, .. } => {
+                let hold = account.end_hold(*hold_id, HoldStatus::Captured).ok_or_else(|| history("captured hold is not active"))?;
+                if amount.minor_units() + released != hold.amount.minor_units() {
+                    return Err(history("captured and released do not add up to the hold"));
+                }
+                let expected = account.balance.checked_sub(amount.minor_units()).ok_or(DomainError::BalanceOverflow)?;
+                if expected != *balance_after {
+                    return Err(history("balance_after does not match the capture"));
+                }
+                account.balance = expected;
+            }
+            AccountEvent::HoldReleased { hold_id, amount, .. } | AccountEvent::HoldExpired { hold_id, amount, .. } => {
+                let status = if matches!(event, AccountEvent::HoldReleased { .. }) { HoldStatus::Released } else { HoldStatus::Expired };
+                let hold = account.end_hold(*hold_id, status).ok_or_else(|| history("ended hold is not active"))?;
+                if hold.amount != *amount {
+                    return Err(history("the ended amount is not the hold's"));
+                }
+            }
             AccountEvent::Frozen { .. } => account.status = AccountStatus::Frozen,
             AccountEvent::Unfrozen { .. } => account.status = AccountStatus::Open,
             AccountEvent::Closed { .. } => account.status = AccountStatus::Closed,
@@ -96,8 +137,39 @@ impl Account {
         events.into_iter().try_fold(start, |state, event| Account::evolve(state, event).map(Some))
     }
 
-    /// The most this account can pay out right now.
-    pub fn available(&self) -> i64 {
-        self.balance.saturating_add(self.overdraft_limit)
+    /// The money its live holds reserve at `at`.
+    pub fn held(&self, at: DateTime<Utc>) -> i64 {
+        self.holds.iter().filter(|h| h.is_live(at)).map(|h| h.amount.minor_units()).sum()
+    }
+
+    /// The most this account can pay out or reserve at `at`: its balance,
+    /// plus its overdraft limit, less what its live holds reserve.
+    pub fn available(&self, at: DateTime<Utc>) -> i64 {
+        self.balance.saturating_add(self.overdraft_limit).saturating_sub(self.held(at))
+    }
+
+    /// A hold no event has ended yet.
+    pub fn hold(&self, hold_id: Uuid) -> Option<&Hold> {
+        self.holds.iter().find(|h| h.hold_id == hold_id)
+    }
+
+    /// How a hold stands at `at`, if the account knows it: one past its
+    /// expiry is `Expired` even before its expiry is recorded.
+    pub fn hold_status(&self, hold_id: Uuid, at: DateTime<Utc>) -> Option<HoldStatus> {
+        if let Some(hold) = self.hold(hold_id) {
+            return Some(if hold.is_live(at) { HoldStatus::Active } else { HoldStatus::Expired });
+        }
+        self.ended_holds.iter().rev().find(|(id, _)| *id == hold_id).map(|(_, status)| *status)
+    }
+
+    /// Removes an active hold and remembers how it ended.
+    fn end_hold(&mut self, hold_id: Uuid, status: HoldStatus) -> Option<Hold> {
+        let index = self.holds.iter().position(|h| h.hold_id == hold_id)?;
+        let hold = self.holds.remove(index);
+        if self.ended_holds.len() == REMEMBERED_ENDED_HOLDS {
+            self.ended_holds.pop_front();
+        }
+        self.ended_holds.push_back((hold_id, status));
+        Some(hold)
     }
 }

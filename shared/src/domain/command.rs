@@ -9,17 +9,60 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Amount, Currency, DomainError, MAX_OVERDRAFT_LIMIT};
+use super::{Amount, Currency, DomainError, HoldLifetime, MAX_OVERDRAFT_LIMIT};
 
 /// A command on one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCommand {
-    Open { account_id: Uuid, owner_id: OwnerId, currency: Currency, overdraft_limit: OverdraftLimit },
-    Deposit { amount: Amount, reference: Option<Reference> },
-    Withdraw { amount: Amount, reference: Option<Reference> },
+    Open {
+        account_id: Uuid,
+        owner_id: OwnerId,
+        currency: Currency,
+        overdraft_limit: OverdraftLimit,
+    },
+    Deposit {
+        amount: Amount,
+        reference: Option<Reference>,
+    },
+    Withdraw {
+        amount: Amount,
+        reference: Option<Reference>,
+    },
     Freeze,
     Unfreeze,
     Close,
+    /// Reserve `amount` of the available balance until `lifetime` passes.
+    PlaceHold {
+        hold_id: Uuid,
+        amount: Amount,
+        reference: Option<Reference>,
+        lifetime: HoldLifetime,
+    },
+    /// Move `amount` (default: all) of a hold out of the ledger; free the rest.
+    CaptureHold {
+        hold_id: Uuid,
+        amount: Option<Amount>,
+        reference: Option<Reference>,
+    },
+    /// End a hold without moving money.
+    ReleaseHold {
+        hold_id: Uuid,
+    },
+    /// Record the expiry of every hold past its `expires_at` (the sweep's command).
+    ExpireHolds,
+}
+
+/// Capture a hold into another account of the ledger: decided over both
+/// accounts at once, like a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureToAccount {
+    pub hold_id: Uuid,
+    pub transfer_id: Uuid,
+    pub from_account_id: Uuid,
+    pub to_account_id: Uuid,
+    /// Default: the whole hold.
+    pub amount: Option<Amount>,
+    pub reference: Option<Reference>,
 }
 
 /// Move money from one account to another; decided over both accounts at once.

@@ -6,6 +6,8 @@
 
 use thiserror::Error;
 
+use super::HoldStatus;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
     #[error("amount must be between 1 and 10^12 minor units, got {0}")]
@@ -22,8 +24,8 @@ pub enum DomainError {
     AccountAlreadyExists,
     #[error("the account does not exist")]
     AccountNotFound,
-    #[error("insufficient funds: balance {balance}, overdraft limit {overdraft_limit}, requested {requested}")]
-    InsufficientFunds { balance: i64, overdraft_limit: i64, requested: i64 },
+    #[error("insufficient funds: balance {balance}, overdraft limit {overdraft_limit}, held {held}, requested {requested}")]
+    InsufficientFunds { balance: i64, overdraft_limit: i64, held: i64, requested: i64 },
     #[error("the account is frozen")]
     AccountFrozen,
     #[error("the account is closed")]
@@ -42,6 +44,18 @@ pub enum DomainError {
     BalanceOverflow,
     #[error("the event history is inconsistent: {0}")]
     InvalidHistory(String),
+    #[error("a hold lives 60 to 2592000 seconds (30 days), got {0}")]
+    InvalidHoldLifetime(i64),
+    #[error("the account has no such hold")]
+    HoldNotFound,
+    #[error("the hold is no longer active: it was {}", .0.as_str())]
+    HoldNotActive(HoldStatus),
+    #[error("the capture ({requested}) exceeds the hold ({held})")]
+    CaptureExceedsHold { held: i64, requested: i64 },
+    #[error("the account has {0} active holds; capture or release them before closing it")]
+    ActiveHolds(usize),
+    #[error("the account already has the maximum of {0} active holds")]
+    TooManyHolds(usize),
 }
 
 impl DomainError {
@@ -52,7 +66,8 @@ impl DomainError {
             | Self::UnknownCurrency(_)
             | Self::InvalidOverdraftLimit(_)
             | Self::InvalidOwner
-            | Self::InvalidReference => "validation_failed",
+            | Self::InvalidReference
+            | Self::InvalidHoldLifetime(_) => "validation_failed",
             Self::AccountAlreadyExists => "account_already_exists",
             Self::AccountNotFound => "account_not_found",
             Self::InsufficientFunds { .. } => "insufficient_funds",
@@ -63,6 +78,11 @@ impl DomainError {
             Self::NonZeroBalance(_) => "nonzero_balance",
             Self::BalanceOverflow => "balance_overflow",
             Self::InvalidHistory(_) => "internal_error",
+            Self::HoldNotFound => "hold_not_found",
+            Self::HoldNotActive(_) => "hold_not_active",
+            Self::CaptureExceedsHold { .. } => "capture_exceeds_hold",
+            Self::ActiveHolds(_) => "active_holds",
+            Self::TooManyHolds(_) => "too_many_holds",
         }
     }
 
@@ -78,6 +98,10 @@ impl DomainError {
                 | Self::SameAccount
                 | Self::NonZeroBalance(_)
                 | Self::BalanceOverflow
+                | Self::HoldNotActive(_)
+                | Self::CaptureExceedsHold { .. }
+                | Self::ActiveHolds(_)
+                | Self::TooManyHolds(_)
         )
     }
 }

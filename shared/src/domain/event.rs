@@ -65,6 +65,49 @@ pub enum AccountEvent {
     Closed {
         at: DateTime<Utc>,
     },
+    /// Money reserved: the balance is unchanged, the available balance
+    /// drops by `amount` until the hold ends or `expires_at` passes.
+    HoldPlaced {
+        hold_id: Uuid,
+        amount: Amount,
+        reference: Option<Reference>,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// The hold ended by moving `amount` (at most the hold's) out of the
+    /// account, and freeing `released`, the rest. With `transfer`, the money
+    /// went to another account of the ledger, whose stream has the matching
+    /// `TransferReceived` (same transfer id); without, it left the ledger.
+    HoldCaptured {
+        hold_id: Uuid,
+        amount: Amount,
+        released: i64,
+        balance_after: i64,
+        transfer: Option<HoldTransfer>,
+        reference: Option<Reference>,
+        at: DateTime<Utc>,
+    },
+    /// The hold ended without moving money, at the owner's request.
+    HoldReleased {
+        hold_id: Uuid,
+        amount: Amount,
+        at: DateTime<Utc>,
+    },
+    /// The hold ended without moving money: its time ran out (recorded by
+    /// the sweep, or by the account's closing; `at` is when it was recorded,
+    /// the hold stopped counting at its `expires_at`).
+    HoldExpired {
+        hold_id: Uuid,
+        amount: Amount,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Where a captured hold's money went inside the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldTransfer {
+    pub transfer_id: Uuid,
+    pub to_account_id: Uuid,
 }
 
 impl AccountEvent {
@@ -79,6 +122,10 @@ impl AccountEvent {
             Self::Frozen { .. } => "AccountFrozen",
             Self::Unfrozen { .. } => "AccountUnfrozen",
             Self::Closed { .. } => Self::CLOSED_TYPE,
+            Self::HoldPlaced { .. } => "HoldPlaced",
+            Self::HoldCaptured { .. } => "HoldCaptured",
+            Self::HoldReleased { .. } => "HoldReleased",
+            Self::HoldExpired { .. } => "HoldExpired",
         }
     }
 
@@ -86,7 +133,7 @@ impl AccountEvent {
     pub const CLOSED_TYPE: &'static str = "AccountClosed";
 
     /// Every event type name, for decoders that reject unknown types.
-    pub const EVENT_TYPES: [&'static str; 8] = [
+    pub const EVENT_TYPES: [&'static str; 12] = [
         "AccountOpened",
         "MoneyDeposited",
         "MoneyWithdrawn",
@@ -95,6 +142,10 @@ impl AccountEvent {
         "AccountFrozen",
         "AccountUnfrozen",
         "AccountClosed",
+        "HoldPlaced",
+        "HoldCaptured",
+        "HoldReleased",
+        "HoldExpired",
     ];
 
     /// When it happened.
@@ -107,12 +158,35 @@ impl AccountEvent {
             | Self::TransferReceived { at, .. }
             | Self::Frozen { at }
             | Self::Unfrozen { at }
-            | Self::Closed { at } => *at,
+            | Self::Closed { at }
+            | Self::HoldPlaced { at, .. }
+            | Self::HoldCaptured { at, .. }
+            | Self::HoldReleased { at, .. }
+            | Self::HoldExpired { at, .. } => *at,
         }
     }
 
-    /// True for events that move money (they get a row in the transaction history).
+    /// True for events that move money (they get a row in the transaction
+    /// history). Placing, releasing or expiring a hold moves none.
     pub fn moves_money(&self) -> bool {
-        matches!(self, Self::Deposited { .. } | Self::Withdrawn { .. } | Self::TransferSent { .. } | Self::TransferReceived { .. })
+        matches!(
+            self,
+            Self::Deposited { .. }
+                | Self::Withdrawn { .. }
+                | Self::TransferSent { .. }
+                | Self::TransferReceived { .. }
+                | Self::HoldCaptured { .. }
+        )
+    }
+
+    /// The hold an event is about, if any.
+    pub fn hold_id(&self) -> Option<Uuid> {
+        match self {
+            Self::HoldPlaced { hold_id, .. }
+            | Self::HoldCaptured { hold_id, .. }
+            | Self::HoldReleased { hold_id, .. }
+            | Self::HoldExpired { hold_id, .. } => Some(*hold_id),
+            _ => None,
+        }
     }
 }

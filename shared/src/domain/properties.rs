@@ -1,9 +1,12 @@
 //! Property tests: random command sequences over a few accounts.
 //!
 //! Whatever the sequence, every balance stays at or above minus its overdraft
-//! limit, transfers conserve money (the total equals deposits minus
-//! withdrawals), a closed account stays closed, and replaying each account's
-//! events reproduces its state exactly.
+//! limit and so does every available balance (holds never reserve money the
+//! account does not have), transfers and captures conserve money (the total
+//! equals deposits minus withdrawals and captures out of the ledger), a
+//! closed account stays closed, every hold placed ends at most once and
+//! captured + released + expired + active = placed, and replaying each
+//! account's events reproduces its state exactly.
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -19,6 +22,15 @@ enum Op {
     Freeze(usize),
     Unfreeze(usize),
     Close(usize),
+    /// Place a hold of this amount, living this many seconds (steps are seconds).
+    Hold(usize, i64, i64),
+    /// Capture the n-th hold ever placed on the account (modulo), this much
+    /// of it (None: all), out of the ledger or into another account.
+    Capture(usize, usize, Option<i64>, Option<usize>),
+    Release(usize, usize),
+    Expire(usize),
+    /// Let this many seconds pass.
+    Wait(u32),
 }
 
 const ACCOUNTS: usize = 4;
@@ -33,7 +45,13 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (index.clone(), index.clone(), amount).prop_map(|(i, j, a)| Op::Transfer(i, j, a)),
         1 => index.clone().prop_map(Op::Freeze),
         1 => index.clone().prop_map(Op::Unfreeze),
-        1 => index.prop_map(Op::Close),
+        1 => index.clone().prop_map(Op::Close),
+        4 => (index.clone(), prop_oneof![1i64..50, 1i64..=MAX_AMOUNT], 60i64..200).prop_map(|(i, a, s)| Op::Hold(i, a, s)),
+        3 => (index.clone(), 0usize..8, proptest::option::of(1i64..60), proptest::option::of(index.clone()))
+            .prop_map(|(i, n, a, to)| Op::Capture(i, n, a, to)),
+        2 => (index.clone(), 0usize..8).prop_map(|(i, n)| Op::Release(i, n)),
+        1 => index.prop_map(Op::Expire),
+        1 => (1u32..120).prop_map(Op::Wait),
     ]
 }
 
@@ -41,13 +59,18 @@ struct Ledger {
     states: Vec<Account>,
     histories: Vec<Vec<AccountEvent>>,
     deposited: i128,
+    /// Withdrawals and captures out of the ledger.
     withdrawn: i128,
+    /// Every hold placed, per account, in order.
+    placed: Vec<Vec<Uuid>>,
+    /// The clock, in seconds after the start.
+    now: i64,
 }
 
 impl Ledger {
     fn new(overdraft_limits: &[i64]) -> Self {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let mut ledger = Ledger { states: vec![], histories: vec![], deposited: 0, withdrawn: 0 };
+        let mut ledger = Ledger { states: vec![], histories: vec![], deposited: 0, withdrawn: 0, placed: vec![vec![]; ACCOUNTS], now: 0 };
         for (i, limit) in overdraft_limits.iter().enumerate() {
             // The last account is in another currency, so mismatches happen too.
             let currency = if i == ACCOUNTS - 1 { "USD" } else { "EUR" };
@@ -71,8 +94,13 @@ impl Ledger {
         }
     }
 
+    fn at(&self) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(self.now)
+    }
+
     fn run(&mut self, op: &Op, step: u32) {
-        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(step.into());
+        self.now += 1;
+        let at = self.at();
         let single = |i: usize, command: AccountCommand, ledger: &mut Ledger| -> Result<(), DomainError> {
             let events = decide(Some(&ledger.states[i]), &command, at)?;
             ledger.record(i, events);
@@ -113,7 +141,67 @@ impl Ledger {
             Op::Close(i) => {
                 let _ = single(i, AccountCommand::Close, self);
             }
+            Op::Hold(i, a, seconds) => {
+                let hold_id = Uuid::from_u128(u128::from(step) + 1_000_000);
+                let command = AccountCommand::PlaceHold {
+                    hold_id,
+                    amount: Amount::new(a).unwrap(),
+                    reference: None,
+                    lifetime: HoldLifetime::new(seconds).unwrap(),
+                };
+                if single(i, command, self).is_ok() {
+                    self.placed[i].push(hold_id);
+                }
+            }
+            Op::Capture(i, n, a, to) => {
+                let Some(&hold_id) = self.placed[i].get(n % self.placed[i].len().max(1)) else { return };
+                let amount = a.map(|a| Amount::new(a).unwrap());
+                let before = self.states[i].balance;
+                match to {
+                    None => {
+                        if single(i, AccountCommand::CaptureHold { hold_id, amount, reference: None }, self).is_ok() {
+                            self.withdrawn += i128::from(before - self.states[i].balance);
+                        }
+                    }
+                    Some(j) => {
+                        let capture = CaptureToAccount {
+                            hold_id,
+                            transfer_id: Uuid::from_u128(u128::from(step) + 2_000_000),
+                            from_account_id: self.states[i].id,
+                            to_account_id: self.states[j].id,
+                            amount,
+                            reference: None,
+                        };
+                        if let Ok(decision) = decide_capture_to_account(Some(&self.states[i]), Some(&self.states[j]), &capture, at) {
+                            assert_ne!(i, j, "a capture into the same account was accepted");
+                            self.record(i, vec![decision.sent]);
+                            self.record(j, vec![decision.received]);
+                        }
+                    }
+                }
+            }
+            Op::Release(i, n) => {
+                let Some(&hold_id) = self.placed[i].get(n % self.placed[i].len().max(1)) else { return };
+                let _ = single(i, AccountCommand::ReleaseHold { hold_id }, self);
+            }
+            Op::Expire(i) => {
+                single(i, AccountCommand::ExpireHolds, self).expect("recording expiries is never refused");
+                let at = self.at();
+                assert!(self.states[i].holds.iter().all(|h| h.is_live(at)), "every due hold's expiry is recorded");
+            }
+            Op::Wait(seconds) => self.now += i64::from(seconds),
         }
+    }
+
+    /// How every hold placed on account `i` ended in its history, by event.
+    fn hold_fates(&self, i: usize) -> std::collections::HashMap<Uuid, Vec<&'static str>> {
+        let mut fates: std::collections::HashMap<Uuid, Vec<&'static str>> = std::collections::HashMap::new();
+        for event in &self.histories[i] {
+            if let Some(hold_id) = event.hold_id() {
+                fates.entry(hold_id).or_default().push(event.event_type());
+            }
+        }
+        fates
     }
 
     fn total_per_currency(&self) -> (i128, i128) {
@@ -134,15 +222,39 @@ proptest! {
         let mut was_closed = [false; ACCOUNTS];
         for (step, op) in ops.iter().enumerate() {
             ledger.run(op, step as u32);
+            let at = ledger.at();
             for (i, account) in ledger.states.iter().enumerate() {
                 prop_assert!(account.balance >= -account.overdraft_limit, "balance below the limit: {account:?}");
+                prop_assert!(account.available(at) >= 0, "reserved money spent: {account:?}");
                 if was_closed[i] {
                     prop_assert_eq!(account.status, AccountStatus::Closed);
                 }
                 was_closed[i] = account.status == AccountStatus::Closed;
             }
         }
-        // Money is conserved: only deposits and withdrawals change the total.
+        // Every hold placed ended at most once, by one event, and the
+        // amounts add up: captured + released + expired + active = placed.
+        for i in 0..ACCOUNTS {
+            let fates = ledger.hold_fates(i);
+            prop_assert_eq!(fates.len(), ledger.placed[i].len());
+            for (hold_id, fate) in &fates {
+                prop_assert_eq!(fate[0], "HoldPlaced");
+                prop_assert!(fate.len() <= 2, "hold {} ended twice: {:?}", hold_id, fate);
+                let active = ledger.states[i].hold(*hold_id).is_some();
+                prop_assert_eq!(active, fate.len() == 1, "hold {} active in state exactly when no event ended it", hold_id);
+            }
+            for event in &ledger.histories[i] {
+                if let AccountEvent::HoldCaptured { hold_id, amount, released, .. } = event {
+                    let placed = ledger.histories[i].iter().find_map(|e| match e {
+                        AccountEvent::HoldPlaced { hold_id: h, amount, .. } if h == hold_id => Some(amount.minor_units()),
+                        _ => None,
+                    });
+                    prop_assert_eq!(Some(amount.minor_units() + released), placed);
+                }
+            }
+        }
+        // Money is conserved: only deposits, withdrawals and captures out of
+        // the ledger change the total.
         let (eur, usd) = ledger.total_per_currency();
         prop_assert_eq!(eur + usd, ledger.deposited - ledger.withdrawn);
         for (state, history) in ledger.states.iter().zip(&ledger.histories) {

@@ -182,13 +182,19 @@ fn a_withdrawal_past_the_overdraft_limit_is_refused() {
     given([opened_with(ACCOUNT, "EUR", 50), deposited(100, 100)]).when(withdraw(151)).then_expect_error(DomainError::InsufficientFunds {
         balance: 100,
         overdraft_limit: 50,
+        held: 0,
         requested: 151,
     });
 }
 
 #[test]
 fn a_withdrawal_without_overdraft_cannot_go_below_zero() {
-    given([opened()]).when(withdraw(1)).then_expect_error(DomainError::InsufficientFunds { balance: 0, overdraft_limit: 0, requested: 1 });
+    given([opened()]).when(withdraw(1)).then_expect_error(DomainError::InsufficientFunds {
+        balance: 0,
+        overdraft_limit: 0,
+        held: 0,
+        requested: 1,
+    });
 }
 
 #[test]
@@ -329,7 +335,7 @@ fn a_transfer_beyond_the_overdraft_limit_is_refused() {
     let to = account_from(&[opened_with(OTHER, "EUR", 0)]);
     assert_eq!(
         decide_transfer(Some(&from), Some(&to), &transfer(111), at()),
-        Err(DomainError::InsufficientFunds { balance: 100, overdraft_limit: 10, requested: 111 })
+        Err(DomainError::InsufficientFunds { balance: 100, overdraft_limit: 10, held: 0, requested: 111 })
     );
 }
 
@@ -364,7 +370,7 @@ fn replay_refuses_a_history_that_does_not_add_up() {
 
 #[test]
 fn error_codes_are_the_ones_the_api_documents() {
-    assert_eq!(DomainError::InsufficientFunds { balance: 0, overdraft_limit: 0, requested: 1 }.code(), "insufficient_funds");
+    assert_eq!(DomainError::InsufficientFunds { balance: 0, overdraft_limit: 0, held: 0, requested: 1 }.code(), "insufficient_funds");
     assert_eq!(DomainError::AccountFrozen.code(), "account_frozen");
     assert_eq!(DomainError::AccountClosed.code(), "account_closed");
     assert_eq!(DomainError::SameAccount.code(), "same_account");

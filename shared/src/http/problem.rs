@@ -90,8 +90,9 @@ impl From<DomainError> for ApiError {
             | DomainError::UnknownCurrency(_)
             | DomainError::InvalidOverdraftLimit(_)
             | DomainError::InvalidOwner
-            | DomainError::InvalidReference => StatusCode::BAD_REQUEST,
-            DomainError::AccountNotFound => StatusCode::NOT_FOUND,
+            | DomainError::InvalidReference
+            | DomainError::InvalidHoldLifetime(_) => StatusCode::BAD_REQUEST,
+            DomainError::AccountNotFound | DomainError::HoldNotFound => StatusCode::NOT_FOUND,
             DomainError::AccountAlreadyExists => StatusCode::CONFLICT,
             DomainError::InvalidHistory(_) => {
                 tracing::error!(%error, "an account's history does not replay");

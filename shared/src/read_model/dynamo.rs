@@ -18,6 +18,14 @@
 //! table a transaction touches, once per item, which makes them slower the
 //! larger the table.)
 //!
+//! Holds: the account item keeps its active holds as attributes of their
+//! own (`hold:<id>`, a map of amount and expiry), set and removed by the
+//! same conditional write that moves the version, so `held` is read with
+//! the account. Each hold also has an item in the holds table, written
+//! before the account (like history rows) and conditional on its own
+//! `version`, so a hold never goes back to an older state whatever order
+//! duplicates arrive in.
+//!
 //! The endpoint comes from the standard AWS settings
 //! (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`), so the same code
 //! runs against AWS, the moto server, DynamoDB Local or LocalStack.
@@ -44,11 +52,13 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::tables::{OWNER_INDEX, TableNames, schema};
+use super::tables::{EXPIRING_INDEX, OWNER_INDEX, TableNames, schema};
 use super::{
-    AccountUpdate, AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionKind, TransactionPage, TransactionView,
+    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError,
+    ReadModelStore, TransactionKind, TransactionPage, TransactionView,
 };
 use crate::config::{ConfigError, Env};
+use crate::domain::HoldStatus;
 use crate::resilience::Backoff;
 
 /// Every call is bounded: a slow DynamoDB becomes an error, not a hang.
@@ -161,6 +171,55 @@ impl DynamoReadModel {
         Ok(self.account(account_id, true).await?.map_or(0, |a| a.version))
     }
 
+    /// Writes one hold change to the holds table unless the stored hold is
+    /// at its version or newer (an end of a hold not stored is skipped).
+    async fn write_hold(&self, account_id: Uuid, change: &HoldChange) -> Result<(), ReadModelError> {
+        match change {
+            HoldChange::Placed(hold) => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.tables.holds)
+                    .set_item(Some(hold_item(hold)))
+                    .condition_expression("attribute_not_exists(#version) OR #version < :version")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":version", number(hold.version))
+                    .send()
+                    .await;
+                return conditional_write(result).map(|_| ());
+            }
+            HoldChange::Ended { hold_id, version, end } => {
+                let mut set = vec!["#status = :status", "released = :released", "ended_at = :ended_at", "#version = :version"];
+                let mut update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.holds)
+                    .key(schema::HOLDS_PARTITION_KEY, string(account_id))
+                    .key(schema::HOLDS_SORT_KEY, string(hold_id))
+                    .condition_expression("attribute_exists(#version) AND #version < :version")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_names("#expiring", schema::EXPIRING_KEY)
+                    .expression_attribute_values(":status", string(end.status.as_str()))
+                    .expression_attribute_values(":released", number(end.released))
+                    .expression_attribute_values(":ended_at", string(instant(end.at)))
+                    .expression_attribute_values(":version", number(*version));
+                if let Some(captured) = end.captured {
+                    set.push("captured = :captured");
+                    update = update.expression_attribute_values(":captured", number(captured));
+                }
+                if let (Some(transfer), Some(to)) = (end.transfer_id, end.to_account_id) {
+                    set.push("transfer_id = :transfer");
+                    set.push("to_account_id = :to");
+                    update =
+                        update.expression_attribute_values(":transfer", string(transfer)).expression_attribute_values(":to", string(to));
+                }
+                let result = update.update_expression(format!("SET {} REMOVE #expiring", set.join(", "))).send().await;
+                conditional_write(result).map(|_| ())
+            }
+        }
+    }
+
     /// Writes `requests` to `table` 25 at a time, resending what DynamoDB
     /// hands back unprocessed (it does under load).
     async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), ReadModelError> {
@@ -193,23 +252,41 @@ impl ReadModelStore for DynamoReadModel {
                     .map_err(|e| ReadModelError::Other(e.to_string()))?;
                 items.push(TransactWriteItem::builder().put(put).build());
             }
-            Change::Update { version, at, update, transaction, .. } => {
+            Change::Update { version, at, update, transaction, hold, .. } => {
+                if let Some(hold) = hold {
+                    self.write_hold(account_id, hold).await?;
+                }
                 let (set, name, value) = match update {
-                    AccountUpdate::Balance(balance) => ("balance = :value", None, number(*balance)),
-                    AccountUpdate::Status(status) => ("#status = :value", Some(("#status", "status")), string(status.as_str())),
+                    AccountUpdate::Balance(balance) => ("balance = :value, ", None, Some(number(*balance))),
+                    AccountUpdate::Status(status) => ("#status = :value, ", Some(("#status", "status")), Some(string(status.as_str()))),
+                    AccountUpdate::VersionOnly => ("", None, None),
+                };
+                // The account's own copy of its active holds.
+                let (hold_set, hold_remove) = match hold {
+                    Some(HoldChange::Placed(_)) => (", #hold = :hold", ""),
+                    Some(HoldChange::Ended { .. }) => ("", " REMOVE #hold"),
+                    None => ("", ""),
                 };
                 let mut builder = Update::builder()
                     .table_name(&self.tables.accounts)
                     .key(schema::ACCOUNTS_KEY, string(account_id))
-                    .update_expression(format!("SET {set}, #version = :version, updated_at = :at"))
+                    .update_expression(format!("SET {set}#version = :version, updated_at = :at{hold_set}{hold_remove}"))
                     .condition_expression("#version = :previous")
                     .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(":value", value)
                     .expression_attribute_values(":version", number(*version))
                     .expression_attribute_values(":previous", number(version - 1))
                     .expression_attribute_values(":at", string(at.to_rfc3339()));
+                if let Some(value) = value {
+                    builder = builder.expression_attribute_values(":value", value);
+                }
                 if let Some((placeholder, attribute)) = name {
                     builder = builder.expression_attribute_names(placeholder, attribute);
+                }
+                if let Some(hold) = hold {
+                    builder = builder.expression_attribute_names("#hold", hold_attribute(hold.hold_id()));
+                    if let HoldChange::Placed(hold) = hold {
+                        builder = builder.expression_attribute_values(":hold", active_hold_value(hold.amount, hold.expires_at));
+                    }
                 }
                 let update = builder.build().map_err(|e| ReadModelError::Other(e.to_string()))?;
                 items.push(TransactWriteItem::builder().update(update).build());
@@ -264,6 +341,12 @@ impl ReadModelStore for DynamoReadModel {
             }
         }
         self.batch_write(&self.tables.transactions, rows).await?;
+        // The holds, one conditional write each (their content changes).
+        for change in changes {
+            if let Change::Update { hold: Some(hold), .. } = change {
+                self.write_hold(account_id, hold).await?;
+            }
+        }
         // Then the account, once, conditional on the version before the run.
         match first {
             Change::Open(_) => {
@@ -280,13 +363,29 @@ impl ReadModelStore for DynamoReadModel {
                 Ok(conditional_write(result)?.then_some(view))
             }
             Change::Update { .. } => {
-                // Each attribute takes its last value in the run.
+                // Each attribute takes its last value in the run; a hold
+                // placed and ended within it touches nothing.
                 let (mut balance, mut status) = (None, None);
+                let (mut placed, mut ended): (Vec<ActiveHold>, Vec<Uuid>) = (Vec::new(), Vec::new());
                 for change in changes {
-                    match change {
-                        Change::Update { update: AccountUpdate::Balance(b), .. } => balance = Some(*b),
-                        Change::Update { update: AccountUpdate::Status(s), .. } => status = Some(*s),
-                        Change::Open(_) => return Ok(None), // a second opening is not a run
+                    let Change::Update { update, hold, .. } = change else { return Ok(None) }; // a second opening is not a run
+                    match update {
+                        AccountUpdate::Balance(b) => balance = Some(*b),
+                        AccountUpdate::Status(s) => status = Some(*s),
+                        AccountUpdate::VersionOnly => {}
+                    }
+                    match hold {
+                        Some(HoldChange::Placed(h)) => {
+                            placed.push(ActiveHold { hold_id: h.hold_id, amount: h.amount, expires_at: h.expires_at })
+                        }
+                        Some(HoldChange::Ended { hold_id, .. }) => {
+                            let before = placed.len();
+                            placed.retain(|h| h.hold_id != *hold_id);
+                            if placed.len() == before {
+                                ended.push(*hold_id);
+                            }
+                        }
+                        None => {}
                     }
                 }
                 let Change::Update { at, .. } = last else { return Ok(None) };
@@ -311,9 +410,25 @@ impl ReadModelStore for DynamoReadModel {
                         .expression_attribute_names("#status", "status")
                         .expression_attribute_values(":status", string(status.as_str()));
                 }
+                let mut assignments = Vec::new();
+                for (n, hold) in placed.iter().enumerate() {
+                    assignments.push(format!("#placed{n} = :placed{n}"));
+                    update = update
+                        .expression_attribute_names(format!("#placed{n}"), hold_attribute(hold.hold_id))
+                        .expression_attribute_values(format!(":placed{n}"), active_hold_value(hold.amount, hold.expires_at));
+                }
+                let mut removals = Vec::new();
+                for (n, hold_id) in ended.iter().enumerate() {
+                    removals.push(format!("#ended{n}"));
+                    update = update.expression_attribute_names(format!("#ended{n}"), hold_attribute(*hold_id));
+                }
+                let mut expression = format!("SET {}", set.iter().map(|s| s.to_string()).chain(assignments).collect::<Vec<_>>().join(", "));
+                if !removals.is_empty() {
+                    expression.push_str(&format!(" REMOVE {}", removals.join(", ")));
+                }
                 // The account as written comes back with the write, so the
                 // caller caches it without a read of its own.
-                let result = update.update_expression(format!("SET {}", set.join(", "))).return_values(ReturnValue::AllNew).send().await;
+                let result = update.update_expression(expression).return_values(ReturnValue::AllNew).send().await;
                 match result {
                     Ok(output) => {
                         let item = output.attributes().ok_or_else(|| ReadModelError::Other("no attributes returned".into()))?;
@@ -429,7 +544,7 @@ impl ReadModelStore for DynamoReadModel {
         Ok(found)
     }
 
-    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView], holds: &[HoldChange]) -> Result<bool, ReadModelError> {
         let requests = rows
             .iter()
             .map(|row| {
@@ -441,6 +556,9 @@ impl ReadModelStore for DynamoReadModel {
             })
             .collect::<Result<Vec<_>, ReadModelError>>()?;
         self.batch_write(&self.tables.transactions, requests).await?;
+        for hold in holds {
+            self.write_hold(view.account_id, hold).await?;
+        }
         let written = self
             .client
             .put_item()
@@ -457,9 +575,111 @@ impl ReadModelStore for DynamoReadModel {
             Err(error) => Err(map_sdk_error(error)),
         }
     }
+
+    async fn hold(&self, account_id: Uuid, hold_id: Uuid, consistent: bool) -> Result<Option<HoldView>, ReadModelError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.holds)
+            .key(schema::HOLDS_PARTITION_KEY, string(account_id))
+            .key(schema::HOLDS_SORT_KEY, string(hold_id))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        output.item.as_ref().map(hold_from_item).transpose()
+    }
+
+    async fn holds(
+        &self,
+        account_id: Uuid,
+        filter: HoldFilter,
+        limit: usize,
+        before: Option<Uuid>,
+        consistent: bool,
+    ) -> Result<HoldPage, ReadModelError> {
+        // A filter is applied after DynamoDB's own limit, so a page may
+        // come back short: read on until `limit + 1` match (one more tells
+        // whether there is a next page), or a bounded number of rounds
+        // (then the page ends where the reading stopped).
+        const ROUNDS: usize = 20;
+        let limit = limit.max(1);
+        let mut items = Vec::new();
+        let mut start = None;
+        let mut last_read = before;
+        for _ in 0..ROUNDS {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.holds)
+                .expression_attribute_values(":account", string(account_id))
+                .scan_index_forward(false)
+                .consistent_read(consistent)
+                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            query = match before {
+                Some(before) => query
+                    .key_condition_expression("account_id = :account AND hold_id < :before")
+                    .expression_attribute_values(":before", string(before)),
+                None => query.key_condition_expression("account_id = :account"),
+            };
+            if let Some(status) = filter.status {
+                let now = string(instant(filter.at));
+                query = query.expression_attribute_names("#status", "status");
+                query = match status {
+                    HoldStatus::Active => query
+                        .filter_expression("#status = :active AND expires_at > :now")
+                        .expression_attribute_values(":active", string(HoldStatus::Active.as_str()))
+                        .expression_attribute_values(":now", now),
+                    HoldStatus::Expired => query
+                        .filter_expression("#status = :expired OR (#status = :active AND expires_at <= :now)")
+                        .expression_attribute_values(":active", string(HoldStatus::Active.as_str()))
+                        .expression_attribute_values(":expired", string(HoldStatus::Expired.as_str()))
+                        .expression_attribute_values(":now", now),
+                    ended => query.filter_expression("#status = :status").expression_attribute_values(":status", string(ended.as_str())),
+                };
+            }
+            let output = query.send().await.map_err(map_sdk_error)?;
+            for item in output.items() {
+                items.push(hold_from_item(item)?);
+            }
+            start = output.last_evaluated_key;
+            if let Some(key) = &start {
+                last_read = key.get(schema::HOLDS_SORT_KEY).and_then(|v| v.as_s().ok()).and_then(|s| s.parse().ok());
+            }
+            if items.len() > limit || start.is_none() {
+                break;
+            }
+        }
+        let more = items.len() > limit || start.is_some();
+        items.truncate(limit);
+        let next_before = match (more, items.len() == limit) {
+            (false, _) => None,
+            (true, true) => items.last().map(|h| h.hold_id),
+            (true, false) => last_read, // stopped reading before the page filled
+        };
+        Ok(HoldPage { items, next_before })
+    }
+
+    async fn due_holds(&self, at: DateTime<Utc>, limit: usize) -> Result<Vec<(Uuid, Uuid)>, ReadModelError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.holds)
+            .index_name(EXPIRING_INDEX)
+            .key_condition_expression("#expiring = :active AND expires_at <= :now")
+            .expression_attribute_names("#expiring", schema::EXPIRING_KEY)
+            .expression_attribute_values(":active", string(HoldStatus::Active.as_str()))
+            .expression_attribute_values(":now", string(instant(at)))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        output.items().iter().map(|item| Ok((parsed(item, "account_id")?, parsed(item, "hold_id")?))).collect()
+    }
 }
 
-/// Creates both tables (on-demand billing) unless they exist, and waits
+/// Creates the three tables (on-demand billing) unless they exist, and waits
 /// until they are active. Safe to run again.
 pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), ReadModelError> {
     let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete");
@@ -493,7 +713,29 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), R
         .send()
         .await;
     ignore_existing(transactions)?;
-    for table in [&tables.accounts, &tables.transactions] {
+    let holds = client
+        .create_table()
+        .table_name(&tables.holds)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(schema::HOLDS_PARTITION_KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(schema::HOLDS_SORT_KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(schema::EXPIRING_KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(schema::EXPIRES_KEY, ScalarAttributeType::S))
+        .key_schema(key(schema::HOLDS_PARTITION_KEY, KeyType::Hash))
+        .key_schema(key(schema::HOLDS_SORT_KEY, KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(EXPIRING_INDEX)
+                .key_schema(key(schema::EXPIRING_KEY, KeyType::Hash))
+                .key_schema(key(schema::EXPIRES_KEY, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .expect("complete"),
+        )
+        .send()
+        .await;
+    ignore_existing(holds)?;
+    for table in [&tables.accounts, &tables.transactions, &tables.holds] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             let described = client.describe_table().table_name(table).send().await.map_err(map_sdk_error)?;
@@ -575,9 +817,27 @@ fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// A moment as the holds table stores it: RFC 3339 in UTC with
+/// microseconds, always the same width, so text order is time order (the
+/// expiry index and the status filters compare them as text).
+fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+const HOLD_PREFIX: &str = "hold:";
+
+/// The account item's attribute for one of its active holds.
+fn hold_attribute(hold_id: Uuid) -> String {
+    format!("{HOLD_PREFIX}{hold_id}")
+}
+
+fn active_hold_value(amount: i64, expires_at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::M(HashMap::from([("amount".into(), number(amount)), ("expires_at".into(), string(instant(expires_at)))]))
+}
+
 /// The DynamoDB item of an account view (tests write damaged items with it).
 pub fn account_item(view: &AccountView) -> HashMap<String, AttributeValue> {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("account_id".into(), string(view.account_id)),
         ("owner_id".into(), string(&view.owner_id)),
         ("currency".into(), string(&view.currency)),
@@ -586,7 +846,36 @@ pub fn account_item(view: &AccountView) -> HashMap<String, AttributeValue> {
         ("status".into(), string(&view.status)),
         ("version".into(), number(view.version)),
         ("updated_at".into(), string(view.updated_at.to_rfc3339())),
-    ])
+    ]);
+    for hold in &view.holds {
+        item.insert(hold_attribute(hold.hold_id), active_hold_value(hold.amount, hold.expires_at));
+    }
+    item
+}
+
+fn hold_item(hold: &HoldView) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("account_id".into(), string(hold.account_id)),
+        ("hold_id".into(), string(hold.hold_id)),
+        ("amount".into(), number(hold.amount)),
+        ("status".into(), string(hold.status.as_str())),
+        ("placed_at".into(), string(instant(hold.placed_at))),
+        ("expires_at".into(), string(instant(hold.expires_at))),
+        ("version".into(), number(hold.version)),
+    ]);
+    if hold.status == HoldStatus::Active {
+        item.insert(schema::EXPIRING_KEY.into(), string(HoldStatus::Active.as_str()));
+    }
+    let optional = [
+        ("reference", hold.reference.as_ref().map(string)),
+        ("captured", hold.captured.map(number)),
+        ("released", hold.released.map(number)),
+        ("ended_at", hold.ended_at.map(|t| string(instant(t)))),
+        ("transfer_id", hold.transfer_id.map(string)),
+        ("to_account_id", hold.to_account_id.map(string)),
+    ];
+    item.extend(optional.into_iter().filter_map(|(name, value)| Some((name.to_owned(), value?))));
+    item
 }
 
 fn transaction_item(account_id: Uuid, row: &TransactionView) -> HashMap<String, AttributeValue> {
@@ -603,6 +892,9 @@ fn transaction_item(account_id: Uuid, row: &TransactionView) -> HashMap<String, 
     }
     if let Some(id) = row.transfer_id {
         item.insert("transfer_id".into(), string(id));
+    }
+    if let Some(id) = row.hold_id {
+        item.insert("hold_id".into(), string(id));
     }
     if let Some(reference) = &row.reference {
         item.insert("reference".into(), string(reference));
@@ -651,6 +943,45 @@ fn account_from_item(item: &Item) -> Result<AccountView, ReadModelError> {
         status: text(item, "status")?.to_owned(),
         version: parsed(item, "version")?,
         updated_at: time(item, "updated_at")?,
+        holds: active_holds(item)?,
+    })
+}
+
+fn active_holds(item: &Item) -> Result<Vec<ActiveHold>, ReadModelError> {
+    let mut holds = item
+        .iter()
+        .filter_map(|(name, value)| Some((name.strip_prefix(HOLD_PREFIX)?, value)))
+        .map(|(id, value)| {
+            let AttributeValue::M(fields) = value else { return Err(ReadModelError::Corrupt(format!("hold {id} is not a map"))) };
+            Ok(ActiveHold {
+                hold_id: id.parse().map_err(|_| ReadModelError::Corrupt(format!("hold id {id:?}")))?,
+                amount: parsed(fields, "amount")?,
+                expires_at: time(fields, "expires_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Hold ids are time-ordered: this is the order they were placed in.
+    holds.sort_by_key(|h| h.hold_id);
+    Ok(holds)
+}
+
+fn hold_from_item(item: &Item) -> Result<HoldView, ReadModelError> {
+    let status = text(item, "status")?;
+    let optional_time = |name: &str| item.get(name).map(|_| time(item, name)).transpose();
+    Ok(HoldView {
+        account_id: parsed(item, "account_id")?,
+        hold_id: parsed(item, "hold_id")?,
+        amount: parsed(item, "amount")?,
+        status: HoldStatus::parse(status).ok_or_else(|| ReadModelError::Corrupt(format!("hold status {status:?}")))?,
+        reference: optional_text(item, "reference").map(str::to_owned),
+        placed_at: time(item, "placed_at")?,
+        expires_at: time(item, "expires_at")?,
+        captured: item.get("captured").map(|_| parsed(item, "captured")).transpose()?,
+        released: item.get("released").map(|_| parsed(item, "released")).transpose()?,
+        ended_at: optional_time("ended_at")?,
+        transfer_id: optional_text(item, "transfer_id").and_then(|s| s.parse().ok()),
+        to_account_id: optional_text(item, "to_account_id").and_then(|s| s.parse().ok()),
+        version: parsed(item, "version")?,
     })
 }
 
@@ -663,6 +994,7 @@ fn transaction_from_item(item: &Item) -> Result<TransactionView, ReadModelError>
         balance_after: parsed(item, "balance_after")?,
         counterparty_account_id: optional_text(item, "counterparty_account_id").and_then(|s| s.parse().ok()),
         transfer_id: optional_text(item, "transfer_id").and_then(|s| s.parse().ok()),
+        hold_id: optional_text(item, "hold_id").and_then(|s| s.parse().ok()),
         reference: optional_text(item, "reference").map(str::to_owned),
         occurred_at: time(item, "occurred_at")?,
     })

@@ -5,9 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AccountView, ApplyOutcome, Change, ReadModelError, ReadModelStore, TransactionPage, TransactionView};
+use super::{
+    AccountView, ApplyOutcome, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage,
+    TransactionView,
+};
+use crate::domain::HoldStatus;
 
 #[derive(Default)]
 pub struct InMemoryReadModel {
@@ -18,6 +23,22 @@ pub struct InMemoryReadModel {
 struct Inner {
     accounts: HashMap<Uuid, AccountView>,
     transactions: HashMap<Uuid, BTreeMap<u64, TransactionView>>,
+    holds: HashMap<Uuid, BTreeMap<Uuid, HoldView>>,
+}
+
+impl Inner {
+    /// A hold change, unless the stored hold is at its version or newer
+    /// (or, for an end, missing): holds never go back.
+    fn write_hold(&mut self, account_id: Uuid, change: &HoldChange) {
+        let holds = self.holds.entry(account_id).or_default();
+        let stored = holds.get(&change.hold_id());
+        if stored.is_some_and(|h| h.version >= change.version()) {
+            return;
+        }
+        if let Some(after) = change.apply_to(stored) {
+            holds.insert(after.hold_id, after);
+        }
+    }
 }
 
 impl InMemoryReadModel {
@@ -42,8 +63,13 @@ impl ReadModelStore for InMemoryReadModel {
         let after =
             change.apply_to(inner.accounts.get(&account_id)).ok_or_else(|| ReadModelError::Other("update without an account".into()))?;
         inner.accounts.insert(account_id, after);
-        if let Change::Update { transaction: Some(row), .. } = change {
-            inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());
+        if let Change::Update { transaction, hold, .. } = change {
+            if let Some(row) = transaction {
+                inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());
+            }
+            if let Some(hold) = hold {
+                inner.write_hold(account_id, hold);
+            }
         }
         Ok(ApplyOutcome::Applied)
     }
@@ -65,8 +91,13 @@ impl ReadModelStore for InMemoryReadModel {
             }
         }
         for change in changes {
-            if let Change::Update { transaction: Some(row), .. } = change {
-                inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());
+            if let Change::Update { transaction, hold, .. } = change {
+                if let Some(row) = transaction {
+                    inner.transactions.entry(account_id).or_default().insert(row.version, row.clone());
+                }
+                if let Some(hold) = hold {
+                    inner.write_hold(account_id, hold);
+                }
             }
         }
         let view = view.expect("checked above");
@@ -111,16 +142,54 @@ impl ReadModelStore for InMemoryReadModel {
         Ok(found)
     }
 
-    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError> {
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView], holds: &[HoldChange]) -> Result<bool, ReadModelError> {
         let mut inner = self.lock();
         let history = inner.transactions.entry(view.account_id).or_default();
         for row in rows {
             history.insert(row.version, row.clone());
+        }
+        for hold in holds {
+            inner.write_hold(view.account_id, hold);
         }
         if inner.accounts.get(&view.account_id).is_some_and(|stored| stored.version > view.version) {
             return Ok(false);
         }
         inner.accounts.insert(view.account_id, view.clone());
         Ok(true)
+    }
+
+    async fn hold(&self, account_id: Uuid, hold_id: Uuid, _consistent: bool) -> Result<Option<HoldView>, ReadModelError> {
+        Ok(self.lock().holds.get(&account_id).and_then(|holds| holds.get(&hold_id)).cloned())
+    }
+
+    async fn holds(
+        &self,
+        account_id: Uuid,
+        filter: HoldFilter,
+        limit: usize,
+        before: Option<Uuid>,
+        _consistent: bool,
+    ) -> Result<HoldPage, ReadModelError> {
+        let inner = self.lock();
+        let Some(holds) = inner.holds.get(&account_id) else { return Ok(HoldPage { items: vec![], next_before: None }) };
+        let upper = before.unwrap_or(Uuid::max());
+        let mut newer_first = holds.range(..upper).rev().map(|(_, h)| h).filter(|h| filter.matches(h)).cloned();
+        let items: Vec<_> = newer_first.by_ref().take(limit).collect();
+        let more = newer_first.next().is_some();
+        let next_before = if more { items.last().map(|h| h.hold_id) } else { None };
+        Ok(HoldPage { items, next_before })
+    }
+
+    async fn due_holds(&self, at: DateTime<Utc>, limit: usize) -> Result<Vec<(Uuid, Uuid)>, ReadModelError> {
+        let inner = self.lock();
+        let mut due: Vec<(DateTime<Utc>, Uuid, Uuid)> = inner
+            .holds
+            .values()
+            .flat_map(|holds| holds.values())
+            .filter(|h| h.status == HoldStatus::Active && h.expires_at <= at)
+            .map(|h| (h.expires_at, h.account_id, h.hold_id))
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, account, hold)| (account, hold)).collect())
     }
 }

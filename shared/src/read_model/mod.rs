@@ -1,10 +1,14 @@
 //! The read side's model: what the projector writes and the query API reads.
 //!
-//! Two tables (see `template.yaml` and [`tables`]):
-//! - accounts: one item per account ([`AccountView`]), with a global
-//!   secondary index on `owner_id`;
+//! Three tables (see `template.yaml` and [`tables`]):
+//! - accounts: one item per account ([`AccountView`], with its active
+//!   holds, so `held` and the available balance are computed at read
+//!   time against the clock), with a global secondary index on `owner_id`;
 //! - transactions: one item per money movement ([`TransactionView`]), keyed
-//!   (`account_id`, `version`), read newest first.
+//!   (`account_id`, `version`), read newest first;
+//! - holds: one item per hold ([`HoldView`]), keyed (`account_id`,
+//!   `hold_id`), read newest first (hold ids are time-ordered UUIDs), with a
+//!   sparse index of the active ones by expiry for the expiry sweep.
 //!
 //! [`change_for`] turns one event into a [`Change`] (pure). A
 //! [`ReadModelStore`] applies it only on top of the version before it, which
@@ -23,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::domain::{AccountEvent, AccountStatus};
+use crate::domain::{AccountEvent, AccountStatus, HoldStatus};
 
 /// An account as the read side shows it. Also the Redis cache's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +40,124 @@ pub struct AccountView {
     pub status: String,
     pub version: u64,
     pub updated_at: DateTime<Utc>,
+    /// The holds no event has ended yet, oldest first (some may be past
+    /// their expiry: they count for nothing from then on).
+    pub holds: Vec<ActiveHold>,
+}
+
+impl AccountView {
+    /// What its live holds reserve at `at`.
+    pub fn held(&self, at: DateTime<Utc>) -> i64 {
+        self.holds.iter().filter(|h| at < h.expires_at).map(|h| h.amount).sum()
+    }
+
+    /// Balance + overdraft limit - held, at `at`: what the write side
+    /// decides withdrawals, transfers and new holds on.
+    pub fn available_balance(&self, at: DateTime<Utc>) -> i64 {
+        self.balance.saturating_add(self.overdraft_limit).saturating_sub(self.held(at))
+    }
+}
+
+/// A hold as its account's view keeps it: enough to compute `held`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveHold {
+    pub hold_id: Uuid,
+    pub amount: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One hold, as the holds table keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    pub account_id: Uuid,
+    pub hold_id: Uuid,
+    /// What it reserved when placed.
+    pub amount: i64,
+    /// As the events left it; see [`HoldView::status_at`].
+    pub status: HoldStatus,
+    pub reference: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// A capture: how much moved.
+    pub captured: Option<i64>,
+    /// A capture, release or expiry: how much was freed.
+    pub released: Option<i64>,
+    /// When the event that ended it was recorded.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// A capture into another account: the transfer and the recipient.
+    pub transfer_id: Option<Uuid>,
+    pub to_account_id: Option<Uuid>,
+    /// The account version of the last event that changed it (writes of a
+    /// hold never go back to an older one).
+    pub version: u64,
+}
+
+impl HoldView {
+    /// How it stands at `at`: an active hold past its expiry is expired,
+    /// whether or not the sweep has recorded it yet.
+    pub fn status_at(&self, at: DateTime<Utc>) -> HoldStatus {
+        if self.status == HoldStatus::Active && at >= self.expires_at { HoldStatus::Expired } else { self.status }
+    }
+
+    fn ended(&mut self, version: u64, end: &HoldEnd) {
+        self.status = end.status;
+        self.captured = end.captured;
+        self.released = Some(end.released);
+        self.ended_at = Some(end.at);
+        self.transfer_id = end.transfer_id;
+        self.to_account_id = end.to_account_id;
+        self.version = version;
+    }
+}
+
+/// What one event does to a hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldChange {
+    /// The hold appears (a fold of several events may hand over a hold that
+    /// has since ended too; its `version` says how far it got).
+    Placed(HoldView),
+    /// The `version`-th event of its account ended the hold.
+    Ended { hold_id: Uuid, version: u64, end: HoldEnd },
+}
+
+/// How a hold ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldEnd {
+    pub status: HoldStatus,
+    pub captured: Option<i64>,
+    pub released: i64,
+    pub at: DateTime<Utc>,
+    pub transfer_id: Option<Uuid>,
+    pub to_account_id: Option<Uuid>,
+}
+
+impl HoldChange {
+    pub fn hold_id(&self) -> Uuid {
+        match self {
+            Self::Placed(hold) => hold.hold_id,
+            Self::Ended { hold_id, .. } => *hold_id,
+        }
+    }
+
+    /// The version of the last event in it.
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Placed(hold) => hold.version,
+            Self::Ended { version, .. } => *version,
+        }
+    }
+
+    /// The hold after this change, given the hold before it (an end needs one).
+    pub fn apply_to(&self, before: Option<&HoldView>) -> Option<HoldView> {
+        match self {
+            Self::Placed(hold) => Some(hold.clone()),
+            Self::Ended { version, end, .. } => {
+                let mut hold = before?.clone();
+                hold.ended(*version, end);
+                Some(hold)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +194,8 @@ pub struct TransactionView {
     pub balance_after: i64,
     pub counterparty_account_id: Option<Uuid>,
     pub transfer_id: Option<Uuid>,
+    /// A capture of a hold: the hold.
+    pub hold_id: Option<Uuid>,
     pub reference: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
@@ -82,13 +206,23 @@ pub enum Change {
     /// Version 1: the account appears.
     Open(AccountView),
     /// Version `version` (> 1): update the account made at `version - 1`.
-    Update { account_id: Uuid, version: u64, at: DateTime<Utc>, update: AccountUpdate, transaction: Option<TransactionView> },
+    Update {
+        account_id: Uuid,
+        version: u64,
+        at: DateTime<Utc>,
+        update: AccountUpdate,
+        transaction: Option<TransactionView>,
+        hold: Option<HoldChange>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountUpdate {
     Balance(i64),
     Status(AccountStatus),
+    /// Only the version (and the holds, by the change's `hold`) moves:
+    /// placing, releasing or expiring a hold changes no balance.
+    VersionOnly,
 }
 
 impl Change {
@@ -110,11 +244,19 @@ impl Change {
     pub fn apply_to(&self, before: Option<&AccountView>) -> Option<AccountView> {
         match (self, before) {
             (Change::Open(view), _) => Some(view.clone()),
-            (Change::Update { version, at, update, .. }, Some(before)) => {
+            (Change::Update { version, at, update, hold, .. }, Some(before)) => {
                 let mut after = before.clone();
                 match update {
                     AccountUpdate::Balance(balance) => after.balance = *balance,
                     AccountUpdate::Status(status) => after.status = status.as_str().to_owned(),
+                    AccountUpdate::VersionOnly => {}
+                }
+                match hold {
+                    Some(HoldChange::Placed(hold)) => {
+                        after.holds.push(ActiveHold { hold_id: hold.hold_id, amount: hold.amount, expires_at: hold.expires_at })
+                    }
+                    Some(HoldChange::Ended { hold_id, .. }) => after.holds.retain(|h| h.hold_id != *hold_id),
+                    None => {}
                 }
                 after.version = *version;
                 after.updated_at = *at;
@@ -127,7 +269,9 @@ impl Change {
 
 /// The read-model change for `event`, the `version`-th event of `account_id`.
 pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Change {
-    let update = |update, transaction| Change::Update { account_id, version, at: event.occurred_at(), update, transaction };
+    let update = |update, transaction| Change::Update { account_id, version, at: event.occurred_at(), update, transaction, hold: None };
+    let with_hold =
+        |update, transaction, hold| Change::Update { account_id, version, at: event.occurred_at(), update, transaction, hold: Some(hold) };
     let movement = |kind, amount: i64, balance_after, counterparty, transfer_id, reference: &Option<crate::domain::Reference>| {
         Some(TransactionView {
             version,
@@ -136,9 +280,22 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
             balance_after,
             counterparty_account_id: counterparty,
             transfer_id,
+            hold_id: event.hold_id(),
             reference: reference.as_ref().map(|r| r.as_str().to_owned()),
             occurred_at: event.occurred_at(),
         })
+    };
+    let ended = |hold_id: Uuid, status, captured, released: i64, transfer: Option<crate::domain::HoldTransfer>| HoldChange::Ended {
+        hold_id,
+        version,
+        end: HoldEnd {
+            status,
+            captured,
+            released,
+            at: event.occurred_at(),
+            transfer_id: transfer.map(|t| t.transfer_id),
+            to_account_id: transfer.map(|t| t.to_account_id),
+        },
     };
     match event {
         AccountEvent::Opened { owner_id, currency, overdraft_limit, at, .. } => Change::Open(AccountView {
@@ -150,6 +307,7 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
             status: AccountStatus::Open.as_str().to_owned(),
             version,
             updated_at: *at,
+            holds: Vec::new(),
         }),
         AccountEvent::Deposited { amount, balance_after, reference, .. } => update(
             AccountUpdate::Balance(*balance_after),
@@ -184,6 +342,44 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
         AccountEvent::Frozen { .. } => update(AccountUpdate::Status(AccountStatus::Frozen), None),
         AccountEvent::Unfrozen { .. } => update(AccountUpdate::Status(AccountStatus::Open), None),
         AccountEvent::Closed { .. } => update(AccountUpdate::Status(AccountStatus::Closed), None),
+        AccountEvent::HoldPlaced { hold_id, amount, reference, expires_at, at } => with_hold(
+            AccountUpdate::VersionOnly,
+            None,
+            HoldChange::Placed(HoldView {
+                account_id,
+                hold_id: *hold_id,
+                amount: amount.minor_units(),
+                status: HoldStatus::Active,
+                reference: reference.as_ref().map(|r| r.as_str().to_owned()),
+                placed_at: *at,
+                expires_at: *expires_at,
+                captured: None,
+                released: None,
+                ended_at: None,
+                transfer_id: None,
+                to_account_id: None,
+                version,
+            }),
+        ),
+        AccountEvent::HoldReleased { hold_id, amount, .. } => {
+            with_hold(AccountUpdate::VersionOnly, None, ended(*hold_id, HoldStatus::Released, None, amount.minor_units(), None))
+        }
+        AccountEvent::HoldExpired { hold_id, amount, .. } => {
+            with_hold(AccountUpdate::VersionOnly, None, ended(*hold_id, HoldStatus::Expired, None, amount.minor_units(), None))
+        }
+        AccountEvent::HoldCaptured { hold_id, amount, released, balance_after, transfer, reference, .. } => {
+            // A capture is a movement: out of the ledger like a withdrawal,
+            // or into another account like a transfer; it names its hold.
+            let (kind, counterparty, transfer_id) = match transfer {
+                Some(t) => (TransactionKind::TransferOut, Some(t.to_account_id), Some(t.transfer_id)),
+                None => (TransactionKind::Withdrawal, None, None),
+            };
+            with_hold(
+                AccountUpdate::Balance(*balance_after),
+                movement(kind, amount.minor_units(), *balance_after, counterparty, transfer_id, reference),
+                ended(*hold_id, HoldStatus::Captured, Some(amount.minor_units()), *released, *transfer),
+            )
+        }
     }
 }
 
@@ -199,6 +395,74 @@ pub enum ApplyOutcome {
     Gap {
         stored: u64,
     },
+}
+
+/// A page of an account's holds, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldPage {
+    pub items: Vec<HoldView>,
+    /// Pass as `before` to get the next (older) page; `None` at the end.
+    pub next_before: Option<Uuid>,
+}
+
+/// Which holds a listing wants, as they stand at a moment (an active hold
+/// past its expiry is expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldFilter {
+    pub status: Option<HoldStatus>,
+    pub at: DateTime<Utc>,
+}
+
+impl HoldFilter {
+    pub fn matches(&self, hold: &HoldView) -> bool {
+        self.status.is_none_or(|status| hold.status_at(self.at) == status)
+    }
+}
+
+/// An account's view, movement rows and holds, folded from its events:
+/// what [`ReadModelStore::replace`] writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub view: Option<AccountView>,
+    pub rows: Vec<TransactionView>,
+    /// What the events did to holds: a hold placed within the fold as it
+    /// left it; the end of one placed before it.
+    pub holds: Vec<HoldChange>,
+}
+
+impl Folded {
+    /// Starts from `view` (the stored account, `None` for none).
+    pub fn from(view: Option<AccountView>) -> Self {
+        Self { view, ..Self::default() }
+    }
+
+    /// Folds one more change in; `false` if it does not fit (an update
+    /// without an account).
+    pub fn push(&mut self, change: Change) -> bool {
+        let Some(view) = change.apply_to(self.view.as_ref()) else { return false };
+        self.view = Some(view);
+        if let Change::Update { transaction, hold, .. } = change {
+            self.rows.extend(transaction);
+            if let Some(hold) = hold {
+                self.push_hold(hold);
+            }
+        }
+        true
+    }
+
+    fn push_hold(&mut self, change: HoldChange) {
+        if let HoldChange::Ended { hold_id, version, end } = &change {
+            let placed = self.holds.iter_mut().find_map(|h| match h {
+                HoldChange::Placed(placed) if placed.hold_id == *hold_id => Some(placed),
+                _ => None,
+            });
+            if let Some(placed) = placed {
+                placed.ended(*version, end);
+                return;
+            }
+        }
+        self.holds.push(change);
+    }
 }
 
 /// A page of an account's history, newest first.
@@ -257,13 +521,34 @@ pub trait ReadModelStore: Send + Sync + 'static {
     /// order: one call for many (reconciliation compares them in bulk).
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError>;
 
-    /// Writes an account rebuilt from its whole history: every movement row
+    /// Writes an account rebuilt from its history: every movement row
     /// (their content is fixed by the events, so rewriting one is harmless),
-    /// then the account itself unless the stored one is newer. Returns
-    /// whether the account was written. Never moves an account backwards,
-    /// so it is safe beside the projector. The rows land before the account,
-    /// so for a moment the history may hold rows above the account's version.
-    async fn replace(&self, view: &AccountView, rows: &[TransactionView]) -> Result<bool, ReadModelError>;
+    /// every hold change unless the stored hold is at its version or a
+    /// newer one (an end of a hold the store does not have is skipped), then the
+    /// account itself unless the stored one is newer. Returns whether the
+    /// account was written. Never moves an account or a hold backwards, so
+    /// it is safe beside the projector. The rows and holds land before the
+    /// account, so for a moment they may be ahead of the account's version.
+    async fn replace(&self, view: &AccountView, rows: &[TransactionView], holds: &[HoldChange]) -> Result<bool, ReadModelError>;
+
+    /// One hold of an account. `consistent` asks for a strongly consistent read.
+    async fn hold(&self, account_id: Uuid, hold_id: Uuid, consistent: bool) -> Result<Option<HoldView>, ReadModelError>;
+
+    /// Up to `limit` holds of an account older than `before` (or the
+    /// newest) that match `filter`, newest first.
+    async fn holds(
+        &self,
+        account_id: Uuid,
+        filter: HoldFilter,
+        limit: usize,
+        before: Option<Uuid>,
+        consistent: bool,
+    ) -> Result<HoldPage, ReadModelError>;
+
+    /// Up to `limit` holds still active as the events left them whose
+    /// expiry is at or before `at`, as (account, hold): what the expiry
+    /// sweep records (through the sparse expiry index).
+    async fn due_holds(&self, at: DateTime<Utc>, limit: usize) -> Result<Vec<(Uuid, Uuid)>, ReadModelError>;
 }
 
 #[cfg(test)]

@@ -4,17 +4,21 @@
 /// The owner index on the accounts table.
 pub const OWNER_INDEX: &str = "owner_id-index";
 
-/// Names of the read-model tables, from `LEDGERLINE_ACCOUNTS_TABLE` and
-/// `LEDGERLINE_TRANSACTIONS_TABLE`.
+/// The sparse index of active holds by expiry on the holds table.
+pub const EXPIRING_INDEX: &str = "expiring-index";
+
+/// Names of the read-model tables, from `LEDGERLINE_ACCOUNTS_TABLE`,
+/// `LEDGERLINE_TRANSACTIONS_TABLE` and `LEDGERLINE_HOLDS_TABLE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
     pub accounts: String,
     pub transactions: String,
+    pub holds: String,
 }
 
 impl Default for TableNames {
     fn default() -> Self {
-        Self { accounts: "ledgerline-accounts".into(), transactions: "ledgerline-transactions".into() }
+        Self { accounts: "ledgerline-accounts".into(), transactions: "ledgerline-transactions".into(), holds: "ledgerline-holds".into() }
     }
 }
 
@@ -28,13 +32,18 @@ impl TableNames {
         Self {
             accounts: env.text("LEDGERLINE_ACCOUNTS_TABLE").unwrap_or(defaults.accounts),
             transactions: env.text("LEDGERLINE_TRANSACTIONS_TABLE").unwrap_or(defaults.transactions),
+            holds: env.text("LEDGERLINE_HOLDS_TABLE").unwrap_or(defaults.holds),
         }
     }
 
     /// Names with a prefix, so tests can each have their own tables.
     pub fn prefixed(prefix: &str) -> Self {
         let defaults = Self::default();
-        Self { accounts: format!("{prefix}-{}", defaults.accounts), transactions: format!("{prefix}-{}", defaults.transactions) }
+        Self {
+            accounts: format!("{prefix}-{}", defaults.accounts),
+            transactions: format!("{prefix}-{}", defaults.transactions),
+            holds: format!("{prefix}-{}", defaults.holds),
+        }
     }
 }
 
@@ -47,4 +56,12 @@ pub mod schema {
     /// Transactions: partition key `account_id` (S), sort key `version` (N).
     pub const TRANSACTIONS_PARTITION_KEY: &str = "account_id";
     pub const TRANSACTIONS_SORT_KEY: &str = "version";
+    /// Holds: partition key `account_id` (S), sort key `hold_id` (S); index
+    /// `expiring-index` on `expiring` (S, present only while the hold is
+    /// active, always "active") and `expires_at` (S, RFC 3339 in UTC with
+    /// microseconds, so text order is time order), keys only.
+    pub const HOLDS_PARTITION_KEY: &str = "account_id";
+    pub const HOLDS_SORT_KEY: &str = "hold_id";
+    pub const EXPIRING_KEY: &str = "expiring";
+    pub const EXPIRES_KEY: &str = "expires_at";
 }

@@ -29,6 +29,7 @@
 //! `idle_in_transaction_session_timeout` that bound how late that can be, and
 //! the sweep catches anything older.
 
+pub mod expiry;
 pub mod progress;
 
 use std::collections::{HashMap, HashSet};
@@ -45,7 +46,7 @@ use uuid::Uuid;
 pub use self::progress::{InMemoryProgress, PostgresProgress, Progress, ProgressStore};
 use crate::accounts::codec::EventCodec;
 use crate::event_store::{EventStore, HeadQuery, RecordedEvent, StoreError, StreamHead};
-use crate::read_model::{AccountView, Change, ReadModelError, ReadModelStore, TransactionView, change_for};
+use crate::read_model::{AccountView, Folded, ReadModelError, ReadModelStore, change_for};
 
 /// The progress record of scheduled passes.
 pub const PASS_PROGRESS: &str = "reconcile";
@@ -203,6 +204,12 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// Records the expiry of the holds due at `at` ([`expiry`]): what every
+    /// scheduled run does after its pass.
+    pub async fn expire_due_holds(&self, at: DateTime<Utc>) -> Result<expiry::ExpiryReport, ReconcileError> {
+        Ok(expiry::expire_due_holds(self.event_store.clone(), self.read_model.as_ref(), at).await?)
+    }
+
     /// Every stream, compared and repaired (`ledgerline reconcile --full`).
     pub async fn sweep(&self) -> Result<PassReport, ReconcileError> {
         let mut report = PassReport::default();
@@ -233,17 +240,17 @@ impl Reconciler {
             let Some(last) = heads.last().copied() else { break };
             for head in &heads {
                 let events = self.event_store.read_stream(head.stream_id, 0).await?;
-                let (view, rows) = replay(head.stream_id, &events, &codec)?;
-                let Some(view) = view else { continue };
+                let fold = replay(head.stream_id, &events, &codec)?;
+                let Some(view) = &fold.view else { continue };
                 state.events_replayed += events.len() as u64;
-                if self.read_model.replace(&view, &rows).await? {
+                if self.read_model.replace(view, &fold.rows, &fold.holds).await? {
                     state.accounts_written += 1;
                 }
                 if let Some(cache) = &self.cache {
                     // The cache may hold the old content at the same version,
                     // which a refresh (newest wins) would keep: overwrite it
                     // (see `ViewCache::overwrite` for why not evict).
-                    if let Err(error) = cache.overwrite(&view).await {
+                    if let Err(error) = cache.overwrite(view).await {
                         tracing::warn!(account_id = %head.stream_id, %error, "could not overwrite the cached view");
                     }
                 }
@@ -354,44 +361,34 @@ pub async fn catch_up(
     let codec = EventCodec::current();
     let from = stored.map_or(0, |v| v.version);
     let missing = event_store.read_stream(account_id, from).await?;
-    let mut view = stored.cloned();
-    let mut rows = Vec::new();
+    let mut fold = Folded::from(stored.cloned());
     let mut folded = 0;
     for recorded in missing.iter().take_while(|e| before.is_none_or(|b| e.version < b)) {
         let event = codec
             .decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
             .map_err(|e| ReconcileError::Codec { event_id: recorded.event_id, reason: e.to_string() })?;
-        let change = change_for(account_id, recorded.version, &event);
-        view = Some(change.apply_to(view.as_ref()).ok_or(ReconcileError::Gap { account_id, version: recorded.version, stored: from })?);
-        if let Change::Update { transaction: Some(row), .. } = change {
-            rows.push(row);
+        if !fold.push(change_for(account_id, recorded.version, &event)) {
+            return Err(ReconcileError::Gap { account_id, version: recorded.version, stored: from });
         }
         folded += 1;
     }
-    if let Some(view) = view.filter(|_| folded > 0) {
-        read_model.replace(&view, &rows).await?;
+    if let Some(view) = fold.view.as_ref().filter(|_| folded > 0) {
+        read_model.replace(view, &fold.rows, &fold.holds).await?;
     }
     Ok(folded)
 }
 
 /// An account's view and movement rows after all of `events` (its whole
 /// history, in version order).
-pub fn replay(
-    account_id: Uuid,
-    events: &[RecordedEvent],
-    codec: &EventCodec,
-) -> Result<(Option<AccountView>, Vec<TransactionView>), ReconcileError> {
-    let mut view = None;
-    let mut rows = Vec::new();
+pub fn replay(account_id: Uuid, events: &[RecordedEvent], codec: &EventCodec) -> Result<Folded, ReconcileError> {
+    let mut fold = Folded::default();
     for recorded in events {
         let event = codec
             .decode(&recorded.event_type, recorded.schema_version, &recorded.payload)
             .map_err(|e| ReconcileError::Codec { event_id: recorded.event_id, reason: e.to_string() })?;
-        let change = change_for(account_id, recorded.version, &event);
-        view = change.apply_to(view.as_ref());
-        if let Change::Update { transaction: Some(row), .. } = change {
-            rows.push(row);
+        if !fold.push(change_for(account_id, recorded.version, &event)) {
+            fold.view = None; // a history that does not start with an opening has no view
         }
     }
-    Ok((view, rows))
+    Ok(fold)
 }

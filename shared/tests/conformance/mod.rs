@@ -658,8 +658,11 @@ pub async fn the_repository_loads_from_a_snapshot_plus_later_events(factory: &dy
     let mut change = repository.stage(id, Some(&account), &decide(Some(&account), &deposit(1), Utc::now()).unwrap()).unwrap();
     doctored.version = 6;
     doctored.balance += 1;
-    change.append.snapshot =
-        Some(NewSnapshot { version: 6, schema_version: 1, state: ledgerline_shared::accounts::codec::encode_snapshot(&doctored) });
+    change.append.snapshot = Some(NewSnapshot {
+        version: 6,
+        schema_version: ledgerline_shared::accounts::codec::ACCOUNT_SNAPSHOT_SCHEMA_VERSION,
+        state: ledgerline_shared::accounts::codec::encode_snapshot(&doctored),
+    });
     repository.commit(vec![change], metadata(), None).await.unwrap();
     assert_eq!(repository.load(id).await.unwrap().unwrap().balance, 1_000_001);
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use ledgerline_shared::domain::{AccountEvent, Amount};
-use ledgerline_shared::read_model::{ApplyOutcome, Change, ReadModelStore, TransactionKind, change_for};
+use ledgerline_shared::domain::{AccountEvent, Amount, HoldStatus, HoldTransfer};
+use ledgerline_shared::read_model::{ApplyOutcome, Change, Folded, HoldFilter, ReadModelStore, TransactionKind, change_for};
 use uuid::Uuid;
 
 #[async_trait]
@@ -29,6 +29,10 @@ macro_rules! read_model_tests {
             accounts_are_read_in_bulk,
             replace_rewrites_an_account_but_never_moves_it_back,
             a_run_is_written_at_once_only_when_it_follows_the_stored_version,
+            holds_follow_their_events_and_never_go_back,
+            holds_are_listed_newest_first_by_status_as_of_a_moment,
+            a_run_places_and_ends_holds_in_one_account_write,
+            replace_writes_the_holds_a_fold_touched,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -191,8 +195,8 @@ pub async fn replace_rewrites_an_account_but_never_moves_it_back(factory: &dyn F
 
     // Same version, other content (a damaged item): rewritten.
     let damaged = ledgerline_shared::read_model::AccountView { balance: 999, ..stored.clone() };
-    assert!(store.replace(&damaged, &[]).await.unwrap());
-    assert!(store.replace(&stored, std::slice::from_ref(&row)).await.unwrap());
+    assert!(store.replace(&damaged, &[], &[]).await.unwrap());
+    assert!(store.replace(&stored, std::slice::from_ref(&row), &[]).await.unwrap());
     assert_eq!(store.account(account, true).await.unwrap().unwrap(), stored);
     // Rows are rewritten, never doubled.
     assert_eq!(store.transactions(account, 10, None, true).await.unwrap().items, vec![row.clone()]);
@@ -200,7 +204,7 @@ pub async fn replace_rewrites_an_account_but_never_moves_it_back(factory: &dyn F
     // An older view does not move the account back (its rows still land).
     store.apply(&deposited(account, 3, 5, 12)).await.unwrap();
     let newer = store.account(account, true).await.unwrap().unwrap();
-    assert!(!store.replace(&stored, std::slice::from_ref(&row)).await.unwrap());
+    assert!(!store.replace(&stored, std::slice::from_ref(&row), &[]).await.unwrap());
     assert_eq!(store.account(account, true).await.unwrap().unwrap(), newer);
 }
 
@@ -237,4 +241,167 @@ pub async fn a_run_is_written_at_once_only_when_it_follows_the_stored_version(fa
     // An opening of an account that exists is no run either.
     assert!(store.apply_run(&[opened(account, "mallory"), deposited(account, 2, 1, 1)]).await.unwrap().is_none());
     assert_eq!(store.account(account, true).await.unwrap().unwrap().owner_id, "alice");
+}
+
+// ---- holds ----
+
+/// A hold of `amount` placed as `version`, expiring `lives` seconds after `at(version)`.
+fn hold_placed(account: Uuid, version: u64, hold_id: Uuid, amount: i64, lives: i64) -> Change {
+    let placed_at = at(version as u32);
+    change_for(
+        account,
+        version,
+        &AccountEvent::HoldPlaced {
+            hold_id,
+            amount: Amount::new(amount).unwrap(),
+            reference: Some(ledgerline_shared::domain::Reference::new("hotel").unwrap()),
+            expires_at: placed_at + chrono::Duration::seconds(lives),
+            at: placed_at,
+        },
+    )
+}
+
+fn hold_released(account: Uuid, version: u64, hold_id: Uuid, amount: i64) -> Change {
+    change_for(account, version, &AccountEvent::HoldReleased { hold_id, amount: Amount::new(amount).unwrap(), at: at(version as u32) })
+}
+
+pub async fn holds_follow_their_events_and_never_go_back(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let (account, payee) = (Uuid::new_v4(), Uuid::new_v4());
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    store.apply(&opened(account, "alice")).await.unwrap();
+    store.apply(&deposited(account, 2, 1_000, 1_000)).await.unwrap();
+    let placed = hold_placed(account, 3, first, 600, 3600);
+    assert_eq!(store.apply(&placed).await.unwrap(), ApplyOutcome::Applied);
+    store.apply(&hold_placed(account, 4, second, 100, 3600)).await.unwrap();
+    let view = store.account(account, true).await.unwrap().unwrap();
+    assert_eq!(view.holds.iter().map(|h| (h.hold_id, h.amount)).collect::<Vec<_>>(), vec![(first, 600), (second, 100)]);
+    assert_eq!((view.balance, view.held(at(4)), view.available_balance(at(4))), (1_000, 700, 300));
+    assert_eq!(view.held(at(4) + chrono::Duration::seconds(3600)), 0, "expired holds count for nothing");
+
+    // A partial capture into another account: a movement naming the hold.
+    let capture = change_for(
+        account,
+        5,
+        &AccountEvent::HoldCaptured {
+            hold_id: first,
+            amount: Amount::new(250).unwrap(),
+            released: 350,
+            balance_after: 750,
+            transfer: Some(HoldTransfer { transfer_id: Uuid::from_u128(9), to_account_id: payee }),
+            reference: None,
+            at: at(5),
+        },
+    );
+    assert_eq!(store.apply(&capture).await.unwrap(), ApplyOutcome::Applied);
+    let view = store.account(account, true).await.unwrap().unwrap();
+    assert_eq!((view.balance, view.held(at(5)), view.holds.len()), (750, 100, 1));
+    let row = &store.transactions(account, 10, None, true).await.unwrap().items[0];
+    assert_eq!(
+        (row.kind, row.amount, row.hold_id, row.counterparty_account_id),
+        (TransactionKind::TransferOut, 250, Some(first), Some(payee))
+    );
+    let hold = store.hold(account, first, true).await.unwrap().unwrap();
+    assert_eq!(
+        (hold.status, hold.amount, hold.captured, hold.released, hold.to_account_id, hold.version),
+        (HoldStatus::Captured, 600, Some(250), Some(350), Some(payee), 5)
+    );
+    assert_eq!(hold.reference.as_deref(), Some("hotel"));
+
+    // The placing again (a redelivery) changes nothing: the hold stays captured.
+    assert_eq!(store.apply(&placed).await.unwrap(), ApplyOutcome::Duplicate { stored: 5 });
+    assert_eq!(store.hold(account, first, true).await.unwrap().unwrap().status, HoldStatus::Captured);
+    assert_eq!(store.hold(account, Uuid::now_v7(), true).await.unwrap(), None);
+
+    store.apply(&hold_released(account, 6, second, 100)).await.unwrap();
+    assert!(store.account(account, true).await.unwrap().unwrap().holds.is_empty());
+    assert_eq!(store.hold(account, second, true).await.unwrap().unwrap().status, HoldStatus::Released);
+    assert!(
+        store.due_holds(at(59) + chrono::Duration::days(1), 10).await.unwrap().iter().all(|(a, _)| *a != account),
+        "no active hold is due"
+    );
+}
+
+pub async fn holds_are_listed_newest_first_by_status_as_of_a_moment(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let account = Uuid::new_v4();
+    store.apply(&opened(account, "alice")).await.unwrap();
+    store.apply(&deposited(account, 2, 1_000, 1_000)).await.unwrap();
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        // The first two live a minute, the rest an hour.
+        let lives = if n < 2 { 60 } else { 3600 };
+        store.apply(&hold_placed(account, 3 + n as u64, *id, 10, lives)).await.unwrap();
+    }
+    store.apply(&hold_released(account, 8, ids[4], 10)).await.unwrap();
+
+    let later = at(10) + chrono::Duration::seconds(120);
+    let all = |status| HoldFilter { status, at: later };
+    let page = store.holds(account, all(None), 2, None, true).await.unwrap();
+    assert_eq!(page.items.iter().map(|h| h.hold_id).collect::<Vec<_>>(), vec![ids[4], ids[3]], "newest first");
+    let next = store.holds(account, all(None), 2, page.next_before, true).await.unwrap();
+    assert_eq!(next.items.iter().map(|h| h.hold_id).collect::<Vec<_>>(), vec![ids[2], ids[1]]);
+    let last = store.holds(account, all(None), 2, next.next_before, true).await.unwrap();
+    assert_eq!((last.items.len(), last.next_before), (1, None));
+
+    let ids_of = |page: ledgerline_shared::read_model::HoldPage| page.items.iter().map(|h| h.hold_id).collect::<Vec<_>>();
+    let active = store.holds(account, all(Some(HoldStatus::Active)), 10, None, true).await.unwrap();
+    assert_eq!(ids_of(active), vec![ids[3], ids[2]]);
+    let expired = store.holds(account, all(Some(HoldStatus::Expired)), 10, None, true).await.unwrap();
+    assert_eq!(ids_of(expired), vec![ids[1], ids[0]], "past their expiry, recorded or not");
+    let released = store.holds(account, all(Some(HoldStatus::Released)), 10, None, true).await.unwrap();
+    assert_eq!(ids_of(released), vec![ids[4]]);
+
+    // The expiry sweep's index: the active ones past due, oldest expiry first.
+    let due: Vec<Uuid> = store.due_holds(later, 100).await.unwrap().into_iter().filter(|(a, _)| *a == account).map(|(_, h)| h).collect();
+    assert_eq!(due, vec![ids[0], ids[1]]);
+}
+
+pub async fn a_run_places_and_ends_holds_in_one_account_write(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let account = Uuid::new_v4();
+    let (kept, ended) = (Uuid::now_v7(), Uuid::now_v7());
+    store.apply(&opened(account, "alice")).await.unwrap();
+    store.apply(&deposited(account, 2, 100, 100)).await.unwrap();
+    let run = [hold_placed(account, 3, kept, 30, 3600), hold_placed(account, 4, ended, 20, 3600), hold_released(account, 5, ended, 20)];
+    match store.apply_run(&run).await.unwrap() {
+        Some(view) => assert_eq!(view.holds.iter().map(|h| h.hold_id).collect::<Vec<_>>(), vec![kept]),
+        None => {
+            // A store that cannot write a run in one go says so; apply one by one.
+            for change in &run {
+                store.apply(change).await.unwrap();
+            }
+        }
+    }
+    let view = store.account(account, true).await.unwrap().unwrap();
+    assert_eq!((view.version, view.holds.len(), view.held(at(5))), (5, 1, 30));
+    assert_eq!(store.hold(account, ended, true).await.unwrap().unwrap().status, HoldStatus::Released);
+    assert_eq!(store.hold(account, kept, true).await.unwrap().unwrap().status, HoldStatus::Active);
+}
+
+pub async fn replace_writes_the_holds_a_fold_touched(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let account = Uuid::new_v4();
+    let (ended_later, placed_later) = (Uuid::now_v7(), Uuid::now_v7());
+    // The stored side knows the first hold placed; a fold of what came after
+    // ends it and places another.
+    store.apply(&opened(account, "alice")).await.unwrap();
+    store.apply(&deposited(account, 2, 100, 100)).await.unwrap();
+    store.apply(&hold_placed(account, 3, ended_later, 40, 3600)).await.unwrap();
+    let mut fold = Folded::from(store.account(account, true).await.unwrap());
+    assert!(fold.push(hold_released(account, 4, ended_later, 40)));
+    assert!(fold.push(hold_placed(account, 5, placed_later, 10, 3600)));
+    let view = fold.view.clone().unwrap();
+    assert!(store.replace(&view, &fold.rows, &fold.holds).await.unwrap());
+    let stored = store.account(account, true).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.holds.iter().map(|h| h.hold_id).collect::<Vec<_>>()), (5, vec![placed_later]));
+    assert_eq!(store.hold(account, ended_later, true).await.unwrap().unwrap().status, HoldStatus::Released);
+    assert_eq!(store.hold(account, placed_later, true).await.unwrap().unwrap().status, HoldStatus::Active);
+    // Replacing with the older fold again moves no hold back.
+    let mut older = Folded::default();
+    for change in [opened(account, "alice"), deposited(account, 2, 100, 100), hold_placed(account, 3, ended_later, 40, 3600)] {
+        assert!(older.push(change));
+    }
+    assert!(!store.replace(older.view.as_ref().unwrap(), &older.rows, &older.holds).await.unwrap());
+    assert_eq!(store.hold(account, ended_later, true).await.unwrap().unwrap().status, HoldStatus::Released);
 }
