@@ -439,3 +439,108 @@ pub fn binary_minter(binary: impl Into<std::path::PathBuf>, secret: &str) -> Arc
         String::from_utf8(output.stdout).expect("a token is ASCII").trim().to_owned()
     })
 }
+
+/// The holds scenario, for any running Ledgerline, as a client that reads
+/// only the OpenAPI document would do it: a hold placed, captured in part
+/// into another user's account; one placed and released; one left to
+/// expire (at its `expires_at` it stops counting at once; within two
+/// minutes more its expiry is an event of the account). After each step
+/// both balances are read back with `min_version`. Someone else's account
+/// or hold is a 404 as a missing one. Takes a little over a minute (the
+/// shortest a hold may live).
+pub async fn holds(base_url: &str, minter: &dyn TokenMinter, settings: &Settings) {
+    let http = HttpClient::new(base_url);
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (payer, payee) = (format!("payer-{run_id}"), format!("payee-{run_id}"));
+    let (payer_token, payee_token) = (minter.mint(&payer, false), minter.mint(&payee, false));
+    let s = Steps { http: http.clone(), settings: settings.clone(), run_id };
+    let mut a = s.open(&payer_token, &payer).await;
+    let b = s.open(&payee_token, &payee).await;
+    s.money(&payer_token, &mut a, "deposits", 1_000, &s.key("fund")).await;
+    let holds_path = format!("/accounts/{}/holds", a.id);
+    let balances = |view: &Value| (int(&view["balance"]), int(&view["held"]), int(&view["available_balance"]));
+
+    // The one left to expire goes first, so the wait overlaps the rest.
+    let expiring = s.post_settled(&holds_path, &payer_token, &s.key("expiring"), &json!({"amount": 50, "expires_in_seconds": 60})).await;
+    expect(&expiring, StatusCode::CREATED, "place a hold that will expire");
+    let expiring_id = expiring.body["hold_id"].as_str().expect("a hold id").to_owned();
+    let expires_at = expiring.body["expires_at"].as_str().expect("expires_at").to_owned();
+
+    let placed = s.post_settled(&holds_path, &payer_token, &s.key("hotel"), &json!({"amount": 600, "reference": "hotel"})).await;
+    expect(&placed, StatusCode::CREATED, "place a hold");
+    assert_eq!((placed.body["status"].as_str(), balances(&placed.body)), (Some("active"), (1_000, 650, 350)), "{placed:?}");
+    let hold = placed.body["hold_id"].as_str().expect("a hold id").to_owned();
+    let read = s.read_at(&payer_token, &a.id, version(&placed.body)).await;
+    assert_eq!(balances(&read), (1_000, 650, 350), "read back after placing: {read}");
+    let got = http.get(&format!("{holds_path}/{hold}?min_version={}", version(&placed.body)), Some(&payer_token)).await;
+    expect(&got, StatusCode::OK, "get the hold");
+    assert_eq!((got.body["status"].as_str(), int(&got.body["amount"])), (Some("active"), 600), "{got:?}");
+
+    // Captured in part into the payee's account: a transfer naming the payee by id only.
+    let capture = json!({"amount": 250, "to_account_id": b.id, "reference": "order"});
+    let captured = s.post_settled(&format!("{holds_path}/{hold}/capture"), &payer_token, &s.key("capture"), &capture).await;
+    expect(&captured, StatusCode::OK, "capture part of a hold into another account");
+    assert_eq!((int(&captured.body["captured"]), int(&captured.body["released"])), (250, 350), "{captured:?}");
+    assert_eq!(captured.body["to"], json!({"account_id": b.id}), "{captured:?}");
+    assert_eq!(balances(&captured.body), (750, 50, 700), "{captured:?}");
+    let read = s.read_at(&payer_token, &a.id, version(&captured.body)).await;
+    assert_eq!(balances(&read), (750, 50, 700), "read back after the capture: {read}");
+    let payee_view = s.read_at(&payee_token, &b.id, 2).await;
+    assert_eq!(balances(&payee_view), (250, 0, 250), "the payee's account after the capture: {payee_view}");
+    let got = http.get(&format!("{holds_path}/{hold}?min_version={}", version(&captured.body)), Some(&payer_token)).await;
+    assert_eq!((got.body["status"].as_str(), got.body["to_account_id"].as_str()), (Some("captured"), Some(b.id.as_str())), "{got:?}");
+    let history = http.get(&format!("/accounts/{}/transactions?min_version={}", a.id, version(&captured.body)), Some(&payer_token)).await;
+    let newest = &history.body["items"][0];
+    assert_eq!(
+        (newest["kind"].as_str(), int(&newest["amount"]), newest["hold_id"].as_str()),
+        (Some("transfer_out"), 250, Some(hold.as_str()))
+    );
+
+    // Placed and released.
+    let second = s.post_settled(&holds_path, &payer_token, &s.key("deposit-hold"), &json!({"amount": 100})).await;
+    expect(&second, StatusCode::CREATED, "place a second hold");
+    let second_id = second.body["hold_id"].as_str().expect("a hold id").to_owned();
+    let released = s.post_settled(&format!("{holds_path}/{second_id}/release"), &payer_token, &s.key("release"), &json!({})).await;
+    expect(&released, StatusCode::OK, "release a hold");
+    assert_eq!((released.body["status"].as_str(), balances(&released.body)), (Some("released"), (750, 50, 700)), "{released:?}");
+    let read = s.read_at(&payer_token, &a.id, version(&released.body)).await;
+    assert_eq!(balances(&read), (750, 50, 700), "read back after the release: {read}");
+
+    // Someone else's account, or hold on it, is a 404 as a missing one.
+    for answer in [
+        http.get(&holds_path, Some(&payee_token)).await,
+        http.get(&format!("{holds_path}/{hold}"), Some(&payee_token)).await,
+        http.post(&format!("{holds_path}/{hold}/release"), Some(&payee_token), None, &json!({})).await,
+    ] {
+        expect(&answer, StatusCode::NOT_FOUND, "another user's hold");
+        assert_eq!(answer.code(), Some("account_not_found"), "{answer:?}");
+    }
+
+    // The expiring hold: at its expiry it stops counting at once; its
+    // expiry is then recorded as one more event of the account.
+    let before_expiry = version(&released.body);
+    let deadline = Instant::now() + Duration::from_secs(60) + EXPIRY_RECORDED_WITHIN;
+    let expired = loop {
+        let view = s.read_at(&payer_token, &a.id, before_expiry).await;
+        let listed = http.get(&format!("{holds_path}?status=expired&min_version={before_expiry}"), Some(&payer_token)).await;
+        let shown = listed.body["items"].as_array().is_some_and(|items| items.iter().any(|h| h["hold_id"] == expiring_id.as_str()));
+        if shown {
+            assert_eq!(balances(&view).1, 0, "an expired hold holds nothing, recorded or not: {view} (expired at {expires_at})");
+        }
+        if shown && version(&view) == before_expiry + 1 {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "the hold that expired at {expires_at} was not recorded in time: {view} {listed:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(balances(&expired), (750, 0, 750), "{expired}");
+    let got = http.get(&format!("{holds_path}/{expiring_id}?min_version={}", version(&expired)), Some(&payer_token)).await;
+    assert_eq!((got.body["status"].as_str(), int(&got.body["released"])), (Some("expired"), 50), "{got:?}");
+    let late = s.post_settled(&format!("{holds_path}/{expiring_id}/capture"), &payer_token, &s.key("late-capture"), &json!({})).await;
+    expect(&late, StatusCode::UNPROCESSABLE_ENTITY, "capture an expired hold");
+    assert_eq!(late.code(), Some("hold_not_active"), "{late:?}");
+}
+
+/// How long after a hold's expiry its expiry may take to be an event the
+/// read side shows: the reconciler's sweep runs with each pass.
+const EXPIRY_RECORDED_WITHIN: Duration = Duration::from_secs(120);

@@ -12,15 +12,25 @@
 //! 7. once all is projected, one account's read-model item put back to its
 //!    first version by hand: only the reconciler can heal that.
 //!
-//! Every movement has its own Idempotency-Key and is retried with the same
+//! The clients also place holds (living 60 s, so many expire during the
+//! run and are recorded by the reconciler's expiry sweep), capture them
+//! (in part, out of the ledger or into another account) and release them.
+//!
+//! Every command has its own Idempotency-Key and is retried with the same
 //! key on a timeout, a transport error, a 5xx or a 409 until the answer is
 //! definitive (2xx, or 422 for a refusal). Then it asserts:
 //! - no 500 was ever answered;
+//! - no answer ever showed a negative available balance (reserved money
+//!   is never spent);
 //! - money is conserved: the balances the read side shows add up to the
-//!   deposits minus the withdrawals the answers confirmed;
+//!   deposits minus the withdrawals and captures out of the ledger the
+//!   answers confirmed;
 //! - within 2 minutes of the last fault, every account on the read side is
-//!   at the version and balance the definitive answers imply, and its
-//!   history lists every movement exactly once.
+//!   at the version and balance the definitive answers imply (every hold's
+//!   end, its expiry included, is one event), its history lists every
+//!   movement exactly once, nothing is held any more, and its holds are
+//!   listed each once, ended as the answers said (captured with the amount
+//!   captured, released) or expired.
 //!
 //! It prints what it did and how long the read side took to converge
 //! (docs/RELIABILITY.md records a run).
@@ -49,15 +59,47 @@ const DEFINITIVE_WITHIN: Duration = Duration::from_secs(150);
 /// The promise under test: the read side converges this soon after the last fault.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(120);
 
+/// How long the clients' holds live (the shortest a hold may).
+const HOLD_SECONDS: i64 = 60;
+
 /// What the definitive answers imply, per account.
 #[derive(Default)]
 struct Books {
     balance: HashMap<String, i64>,
-    /// Money movements that landed on each account (one event each).
+    /// Money movements that landed on each account (one history row each).
     movements: HashMap<String, u64>,
+    /// Events after the opening, per account: movements, and every hold's
+    /// placing and end (an expiry too, recorded by the sweep).
+    events: HashMap<String, u64>,
     deposited: i64,
+    /// Withdrawals and captures out of the ledger.
     withdrawn: i64,
     refused: u64,
+    /// Holds no client has tried to end yet: (account, hold id, amount).
+    open_holds: Vec<(String, String, i64)>,
+    /// How each hold ended: (account, "captured" | "released" | "expired", captured amount).
+    hold_fates: HashMap<String, (String, &'static str, i64)>,
+}
+
+impl Books {
+    fn event(&mut self, account: &str) {
+        *self.events.entry(account.to_owned()).or_default() += 1;
+    }
+
+    fn movement(&mut self, account: &str, amount: i64) {
+        *self.balance.entry(account.to_owned()).or_default() += amount;
+        *self.movements.entry(account.to_owned()).or_default() += 1;
+        self.event(account);
+    }
+}
+
+/// Every balance-carrying answer's available balance is never negative.
+fn assert_nothing_overspent(answer: &Value) {
+    for view in [answer, &answer["from"]] {
+        if let Some(available) = view["available_balance"].as_i64() {
+            assert!(available >= 0, "a negative available balance: {answer}");
+        }
+    }
 }
 
 struct Counters {
@@ -80,7 +122,10 @@ async fn definitive(http: &HttpClient, token: &str, path: &str, body: &Value, co
         counters.requests.fetch_add(1, Ordering::Relaxed);
         let answer = http.try_send(Method::POST, path, Some(token), &[("idempotency-key", &key)], Some(body)).await;
         match answer {
-            Ok(answer) if answer.status.is_success() => return Some(answer.body),
+            Ok(answer) if answer.status.is_success() => {
+                assert_nothing_overspent(&answer.body);
+                return Some(answer.body);
+            }
             Ok(answer) if answer.status == StatusCode::UNPROCESSABLE_ENTITY => {
                 // A refusal is definitive too: the same key again gets the same refusal.
                 let again = http.try_send(Method::POST, path, Some(token), &[("idempotency-key", &key)], Some(body)).await;
@@ -117,7 +162,7 @@ async fn client(
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(THINK_TIME).await;
         let a = accounts[rng.usize(..ACCOUNTS)].clone();
-        match rng.u8(..10) {
+        match rng.u8(..14) {
             0..3 => {
                 let amount = rng.i64(1..=100);
                 let answer = definitive(
@@ -131,8 +176,7 @@ async fn client(
                 let mut books = books.lock().unwrap();
                 match answer {
                     Some(_) => {
-                        *books.balance.entry(a.clone()).or_default() += amount;
-                        *books.movements.entry(a).or_default() += 1;
+                        books.movement(&a, amount);
                         books.deposited += amount;
                     }
                     None => panic!("a deposit was refused"),
@@ -146,11 +190,60 @@ async fn client(
                 let mut books = books.lock().unwrap();
                 match answer {
                     Some(_) => {
-                        *books.balance.entry(a.clone()).or_default() -= amount;
-                        *books.movements.entry(a).or_default() += 1;
+                        books.movement(&a, -amount);
                         books.withdrawn += amount;
                     }
                     None => books.refused += 1,
+                }
+            }
+            9..11 => {
+                let amount = rng.i64(1..=80);
+                let body = json!({"amount": amount, "expires_in_seconds": HOLD_SECONDS, "reference": "chaos"});
+                let answer = definitive(&http, &token, &format!("/accounts/{a}/holds"), &body, &counters).await;
+                let mut books = books.lock().unwrap();
+                match answer {
+                    Some(placed) => {
+                        books.event(&a);
+                        let hold = placed["hold_id"].as_str().expect("a hold id").to_owned();
+                        books.open_holds.push((a, hold, amount));
+                    }
+                    None => books.refused += 1,
+                }
+            }
+            11..14 => {
+                // End a hold no other client is ending (claimed under the lock).
+                let claimed = {
+                    let mut books = books.lock().unwrap();
+                    let open = books.open_holds.len();
+                    (open > 0).then(|| books.open_holds.swap_remove(rng.usize(..open)))
+                };
+                let Some((owner, hold, amount)) = claimed else { continue };
+                let to = accounts.iter().find(|b| **b != owner).expect("another account").clone();
+                let (path, body, outcome) = match rng.u8(..3) {
+                    0 => ("release", json!({}), "released"),
+                    1 => ("capture", json!({"amount": rng.i64(1..=amount)}), "captured"),
+                    _ => ("capture", json!({"to_account_id": to}), "captured"),
+                };
+                let answer = definitive(&http, &token, &format!("/accounts/{owner}/holds/{hold}/{path}"), &body, &counters).await;
+                let mut books = books.lock().unwrap();
+                books.event(&owner);
+                match answer {
+                    // Refused: it had expired (past its expiry by the clock).
+                    None => {
+                        books.hold_fates.insert(hold, (owner, "expired", 0));
+                    }
+                    Some(ended) => {
+                        let captured = ended["captured"].as_i64().unwrap_or(0);
+                        if outcome == "captured" {
+                            books.movement(&owner, -captured);
+                            books.events.entry(owner.clone()).and_modify(|n| *n -= 1); // the capture is one event
+                            match ended["to"]["account_id"].as_str() {
+                                Some(recipient) => books.movement(recipient, captured),
+                                None => books.withdrawn += captured,
+                            }
+                        }
+                        books.hold_fates.insert(hold, (owner, outcome, captured));
+                    }
                 }
             }
             _ => {
@@ -166,10 +259,8 @@ async fn client(
                 let mut books = books.lock().unwrap();
                 match answer {
                     Some(_) => {
-                        *books.balance.entry(a.clone()).or_default() -= amount;
-                        *books.balance.entry(b.clone()).or_default() += amount;
-                        *books.movements.entry(a).or_default() += 1;
-                        *books.movements.entry(b).or_default() += 1;
+                        books.movement(&a, -amount);
+                        books.movement(&b, amount);
                     }
                     None => books.refused += 1,
                 }
@@ -223,8 +314,7 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
         let id = opened["account_id"].as_str().expect("an id").to_owned();
         definitive(&http, &token, &format!("/accounts/{id}/deposits"), &json!({"amount": 5_000}), &counters).await.expect("funded");
         let mut books = books.lock().unwrap();
-        books.balance.insert(id.clone(), 5_000);
-        books.movements.insert(id.clone(), 1);
+        books.movement(&id, 5_000);
         books.deposited += 5_000;
         accounts.push(id);
     }
@@ -296,13 +386,20 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
     let healed = Instant::now();
     log(start, "last fault healed; clients stopped; waiting for the read side");
 
-    // The write side's books: money conserved.
-    let (expected, deposited, withdrawn, refused) = {
-        let books = books.lock().unwrap();
+    // The write side's books: money conserved. The holds no client ended
+    // expire (within HOLD_SECONDS) and the sweep records each expiry.
+    let (expected, deposited, withdrawn, refused, hold_fates, movements_of) = {
+        let mut books = books.lock().unwrap();
+        for (owner, hold, _) in std::mem::take(&mut books.open_holds) {
+            books.event(&owner);
+            books.hold_fates.insert(hold, (owner, "expired", 0));
+        }
         let expected: Vec<(String, i64, u64)> =
-            accounts.iter().map(|id| (id.clone(), books.balance[id], 1 + books.movements[id])).collect();
-        (expected, books.deposited, books.withdrawn, books.refused)
+            accounts.iter().map(|id| (id.clone(), books.balance[id], 1 + books.events.get(id).copied().unwrap_or(0))).collect();
+        (expected, books.deposited, books.withdrawn, books.refused, books.hold_fates.clone(), books.movements.clone())
     };
+    let fate_counts = |fate: &str| hold_fates.values().filter(|(_, f, _)| *f == fate).count();
+    assert!(fate_counts("captured") > 0 && fate_counts("released") > 0 && fate_counts("expired") > 0, "every end of a hold was exercised");
     let total: i64 = expected.iter().map(|(_, balance, _)| balance).sum();
     assert!(expected.iter().all(|(_, balance, _)| *balance >= 0), "no overdraft: {expected:?}");
     assert!(refused > 0, "the refusal path was exercised");
@@ -352,6 +449,7 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
             )
         });
         assert_eq!((view["version"].as_u64(), view["balance"].as_i64()), (Some(*version), Some(*balance)), "{id}: {view}");
+        assert_eq!((view["held"].as_i64(), view["available_balance"].as_i64()), (Some(0), Some(*balance)), "{id}: nothing held: {view}");
     }
     let converged = healed.elapsed();
     let read_total: i64 = {
@@ -370,7 +468,24 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
     for (id, balance, version) in &expected {
         let items = history(&reader, &token, id, *version).await;
         let versions: Vec<u64> = items.iter().map(|i| i["version"].as_u64().unwrap()).collect();
-        assert_eq!(versions, (2..=*version).collect::<Vec<_>>(), "{id}: every movement once, in order");
+        assert!(versions.windows(2).all(|w| w[0] < w[1]) && versions.iter().all(|v| (1..=*version).contains(v)), "{id}: {versions:?}");
+        assert_eq!(versions.len() as u64, movements_of[id], "{id}: every movement once, in order");
+        // Every hold of the account listed once, ended as the answers said.
+        let holds = reader
+            .try_send(Method::GET, &format!("/accounts/{id}/holds?limit=200&min_version={version}"), Some(&token), &[], None)
+            .await
+            .expect("the holds");
+        assert_eq!(holds.status, StatusCode::OK, "{id}: {:?}", holds.body);
+        let listed = holds.body["items"].as_array().expect("items");
+        let mine: Vec<_> = hold_fates.iter().filter(|(_, (owner, _, _))| owner == id).collect();
+        assert!(holds.body["next_cursor"].is_null() && listed.len() == mine.len(), "{id}: {} listed, {} placed", listed.len(), mine.len());
+        for (hold, (_, fate, captured)) in mine {
+            let item = listed.iter().find(|h| h["hold_id"] == hold.as_str()).unwrap_or_else(|| panic!("{id}: hold {hold} not listed"));
+            assert_eq!(item["status"], *fate, "{id}: hold {hold}: {item}");
+            if *fate == "captured" {
+                assert_eq!(item["captured"].as_i64(), Some(*captured), "{id}: hold {hold}: {item}");
+            }
+        }
         let net: i64 = items
             .iter()
             .map(|i| {
@@ -384,14 +499,19 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
         assert_eq!(net, *balance, "{id}: the history adds up to the balance");
     }
     let requests = counters.requests.load(Ordering::Relaxed);
-    let movements: u64 = expected.iter().map(|(_, _, v)| v - 1).sum();
+    let movements: u64 = movements_of.values().sum();
     log(
         start,
         &format!(
             "converged {:.1}s after the last fault: {} accounts, {movements} movements on the read side exactly once, \
-             {refused} refusals, {requests} requests ({} retries), money conserved ({total})",
+             {} holds ({} captured, {} released, {} expired), {refused} refusals, {requests} requests ({} retries), \
+             money conserved ({total})",
             converged.as_secs_f64(),
             expected.len(),
+            hold_fates.len(),
+            fate_counts("captured"),
+            fate_counts("released"),
+            fate_counts("expired"),
             counters.retries.load(Ordering::Relaxed)
         ),
     );

@@ -20,6 +20,7 @@ async fn the_embedded_server_passes_the_scenario() {
     let minter = scenario::binary_minter(&binary, &secret);
     let report = scenario::run(&served.base_url, minter.as_ref()).await;
     assert_eq!(report.alice_final.0 + report.bob_final.0, 14_007);
+    scenario::holds(&served.base_url, minter.as_ref(), &scenario::Settings::default()).await;
 
     // A token signed with another secret is refused by the real gateway.
     let stranger = scenario::binary_minter(&binary, "another-secret").mint("mallory", true);

@@ -35,7 +35,13 @@ fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
 fn the_openapi_document_states_the_idempotency_rules() {
     let spec = openapi();
     let required = json!({"$ref": "#/components/parameters/IdempotencyKeyRequired"});
-    for path in ["/accounts/{id}/deposits", "/accounts/{id}/withdrawals", "/transfers"] {
+    for path in [
+        "/accounts/{id}/deposits",
+        "/accounts/{id}/withdrawals",
+        "/transfers",
+        "/accounts/{id}/holds",
+        "/accounts/{id}/holds/{hold_id}/capture",
+    ] {
         let parameters = spec["paths"][path]["post"]["parameters"].as_array().unwrap();
         assert!(parameters.contains(&required), "{path} must require an Idempotency-Key");
     }
@@ -48,7 +54,7 @@ fn the_openapi_document_states_the_idempotency_rules() {
 async fn undeclared_methods_on_served_paths_are_405_problems_with_allow() {
     let api = Api::memory();
     for (_, path) in ROUTES {
-        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{hold_id}", &uuid::Uuid::now_v7().to_string());
         for method in ["GET", "PUT", "PATCH", "DELETE"] {
             // Even an anonymous caller learns the route's methods, as from API Gateway.
             let response = api.send(request(method, &concrete).json(json!({}))).await;
@@ -89,12 +95,15 @@ async fn a_status_change_takes_no_body_or_an_empty_object_and_nothing_else() {
 async fn every_documented_route_is_served() {
     let api = Api::memory();
     for (_, path) in ROUTES {
-        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{hold_id}", &uuid::Uuid::now_v7().to_string());
         // No claims: a served route answers 401, an unknown one 404.
         let response = api.send(post(&concrete).json(json!({}))).await;
         response.assert_problem(401, "unauthorized");
     }
 }
+
+/// The hold id in the hold samples' paths.
+const HOLD_PLACEHOLDER: &str = "019a7c60-1f2e-7a3b-8c4d-5e6f7a8b9c0d";
 
 /// Sends a sample with its placeholder ids replaced by real ones.
 async fn send_sample(api: &Api, name: &str, replacements: &[(&str, String)]) -> (u16, Value) {
@@ -132,6 +141,36 @@ async fn the_samples_run_in_order_against_the_router() {
             assert_eq!(body["balance"], balance, "{name}");
         }
     }
+    // Holds on the account (balance 250): one placed by the sample, one more
+    // by it under another Idempotency-Key; 60 of the first captured into the
+    // other account, the second released.
+    let (status, first) = send_sample(&api, "place-hold", &ids).await;
+    assert_eq!((status, &first["status"], &first["held"], &first["available_balance"]), (201, &json!("active"), &json!(100), &json!(150)));
+    let mut again = ids.to_vec();
+    again.push(("sample-place-hold-1", "sample-place-hold-2".into()));
+    let (status, second) = send_sample(&api, "place-hold", &again).await;
+    assert_eq!((status, &second["held"]), (201, &json!(200)), "{second}");
+    let on = |hold: &Value| {
+        let mut replacements = ids.to_vec();
+        replacements.push((HOLD_PLACEHOLDER, hold["hold_id"].as_str().unwrap().to_owned()));
+        replacements
+    };
+    let (status, captured) = send_sample(&api, "capture-hold", &on(&first)).await;
+    assert_eq!((status, &captured["captured"], &captured["released"], &captured["balance"]), (200, &json!(60), &json!(40), &json!(190)));
+    assert_eq!(captured["to"]["account_id"].as_str(), Some(ids[1].1.as_str()), "{captured}");
+    let (status, released) = send_sample(&api, "release-hold", &on(&second)).await;
+    assert_eq!(
+        (status, &released["released"], &released["held"], &released["available_balance"]),
+        (200, &json!(100), &json!(0), &json!(190))
+    );
+    // Every sample on disk was sent.
+    let on_disk: BTreeSet<String> = std::fs::read_dir(repo_file("events/command-api"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
+        .collect();
+    let sent =
+        ["open-account", "deposit", "withdraw", "transfer", "freeze", "unfreeze", "close", "place-hold", "capture-hold", "release-hold"];
+    assert_eq!(on_disk, sent.into_iter().map(String::from).collect(), "every sample is sent here");
     // The open sample carries an Idempotency-Key: sending it again opens nothing new.
     let (_, again) = send_sample(&api, "open-account", &[]).await;
     assert_eq!(again["account_id"].as_str(), Some(account.as_str()));

@@ -278,3 +278,48 @@ async fn a_rebuilt_view_in_the_cache_cannot_be_replaced_by_the_view_from_before_
     drop(store);
     drop_database(&url).await;
 }
+
+#[tokio::test]
+async fn the_sweep_records_each_due_expiry_once_and_the_read_side_follows() {
+    use ledgerline_shared::domain::HoldStatus;
+
+    let url = fresh_database().await;
+    let store = store_at(&url);
+    let ledger = Ledger::new(store.clone());
+    let account = ledger.open("hal").await;
+    ledger.deposit(account, 100).await;
+    let short = ledger.place_hold(account, 30, 60).await;
+    let long = ledger.place_hold(account, 20, 3600).await;
+    let model = read_model().await;
+    let reconciler = reconciler(store.clone(), model.clone(), &url);
+    reconciler.sweep().await.unwrap();
+    assert_eq!(model.account(account, true).await.unwrap().unwrap().holds.len(), 2);
+
+    // Before its expiry nothing is due; after it, exactly the short one.
+    let now = chrono::Utc::now();
+    assert_eq!(reconciler.expire_due_holds(now).await.unwrap().holds_expired, 0);
+    let later = now + chrono::Duration::seconds(61);
+    let report = reconciler.expire_due_holds(later).await.unwrap();
+    assert_eq!((report.accounts_due, report.holds_expired, report.failed), (1, 1, 0), "{report:?}");
+    let last = ledger.events(account).await.pop().unwrap();
+    assert_eq!(last.event_type, "HoldExpired");
+
+    // The read side has not seen the expiry yet: the next sweep finds the
+    // hold again, and records nothing twice (the event store decides).
+    let again = reconciler.expire_due_holds(later).await.unwrap();
+    assert_eq!((again.accounts_due, again.holds_expired), (1, 0), "{again:?}");
+    let expiries = ledger.events(account).await.iter().filter(|e| e.event_type == "HoldExpired").count();
+    assert_eq!(expiries, 1, "each hold ends exactly once");
+
+    // Once repaired, the read side shows the expiry and the sweep has nothing to do.
+    reconciler.pass(None).await.unwrap();
+    let view = model.account(account, true).await.unwrap().unwrap();
+    assert_eq!(view.holds.iter().map(|h| h.hold_id).collect::<Vec<_>>(), vec![long]);
+    let hold = model.hold(account, short, true).await.unwrap().unwrap();
+    assert_eq!((hold.status, hold.released), (HoldStatus::Expired, Some(30)));
+    let quiet = reconciler.expire_due_holds(later).await.unwrap();
+    assert_eq!(quiet.accounts_due, 0, "{quiet:?}");
+    drop(reconciler);
+    drop(store);
+    drop_database(&url).await;
+}

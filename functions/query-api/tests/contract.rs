@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ledgerline_shared::domain::{AccountEvent, Amount};
 use ledgerline_shared::read_model::memory::InMemoryReadModel;
+use ledgerline_shared::read_model::{ReadModelStore, change_for};
 use query_api::ROUTES;
 use serde_json::Value;
 use support::*;
@@ -89,12 +91,26 @@ async fn undeclared_methods_on_served_paths_are_405_problems_with_allow() {
 }
 
 const PLACEHOLDER: &str = "0b7e2f3a-5c1d-4e8f-9a6b-2d3c4e5f6a7b";
+const HOLD_PLACEHOLDER: &str = "019a7c60-1f2e-7a3b-8c4d-5e6f7a8b9c0d";
+
+/// A sample with its placeholders replaced, through the router: the
+/// status, the correlation id and the body.
+async fn send_sample(api: &Api, name: &str, account: &str, hold: &str) -> (u16, String, Value) {
+    let text = read(&format!("events/query-api/{name}.json")).replace(PLACEHOLDER, account).replace(HOLD_PLACEHOLDER, hold);
+    let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let correlation = response.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    (status, correlation, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
 
 #[tokio::test]
 async fn the_samples_parse_and_route() {
     let store = Arc::new(InMemoryReadModel::default());
     let api = Api::new(store.clone(), None, &settings());
-    let account = account_with_deposits(store.as_ref(), "alice", 1).await.to_string();
+    let account_id = account_with_deposits(store.as_ref(), "alice", 1).await;
+    let account = account_id.to_string();
     let expected: &[(&str, u16, Option<usize>)] = &[
         ("get-account", 200, None),
         ("get-account-min-version", 200, None),
@@ -107,21 +123,40 @@ async fn the_samples_parse_and_route() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
         .collect();
-    let covered: BTreeSet<String> = expected.iter().map(|(name, _, _)| name.to_string()).collect();
+    let holds = ["list-holds", "get-hold"];
+    let covered: BTreeSet<String> = expected.iter().map(|(name, _, _)| name.to_string()).chain(holds.map(String::from)).collect();
     assert_eq!(on_disk, covered, "every sample is exercised here");
     for (name, status, items) in expected {
-        let text = read(&format!("events/query-api/{name}.json")).replace(PLACEHOLDER, &account);
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let response = api.router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status().as_u16(), *status, "{name}");
-        assert_eq!(response.headers().get("x-correlation-id").unwrap(), &format!("sample-{name}"));
-        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let (got, correlation, body) = send_sample(&api, name, &account, HOLD_PLACEHOLDER).await;
+        assert_eq!(got, *status, "{name}");
+        assert_eq!(correlation, format!("sample-{name}"));
         if let Some(count) = items {
-            let body: Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(body["items"].as_array().map(Vec::len), Some(*count), "{name}: {body}");
         } else if *status == 200 {
-            let body: Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!((body["account_id"].as_str(), body["version"].as_u64()), (Some(account.as_str()), Some(2)), "{name}");
+        }
+    }
+    // The holds samples, once the account has a hold (its version 3).
+    let hold = uuid::Uuid::now_v7();
+    let placed = AccountEvent::HoldPlaced {
+        hold_id: hold,
+        amount: Amount::new(100).unwrap(),
+        reference: None,
+        expires_at: chrono::Utc::now() + chrono::Duration::days(3),
+        at: at(10),
+    };
+    store.apply(&change_for(account_id, 3, &placed)).await.unwrap();
+    for name in holds {
+        let (got, correlation, body) = send_sample(&api, name, &account, &hold.to_string()).await;
+        assert_eq!((got, correlation), (200, format!("sample-{name}")), "{name}: {body}");
+        let hold_body = if name == "list-holds" { &body["items"][0] } else { &body };
+        assert_eq!(
+            (hold_body["hold_id"].as_str(), hold_body["status"].as_str()),
+            (Some(hold.to_string().as_str()), Some("active")),
+            "{name}: {body}"
+        );
+        if name == "list-holds" {
+            assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
         }
     }
 }

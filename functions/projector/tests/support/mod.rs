@@ -98,6 +98,14 @@ impl Ledger {
         self.run(account, AccountCommand::Withdraw { amount: Amount::new(amount).unwrap(), reference: None }).await;
     }
 
+    /// Places a hold of `amount` living `seconds`; returns its id.
+    pub async fn place_hold(&self, account: Uuid, amount: i64, seconds: i64) -> Uuid {
+        let hold_id = Uuid::now_v7();
+        let lifetime = ledgerline_shared::domain::HoldLifetime::new(seconds).unwrap();
+        self.run(account, AccountCommand::PlaceHold { hold_id, amount: Amount::new(amount).unwrap(), reference: None, lifetime }).await;
+        hold_id
+    }
+
     pub async fn freeze(&self, account: Uuid) {
         self.run(account, AccountCommand::Freeze).await;
     }
