@@ -15,7 +15,10 @@
 //! 2. **deposits**: the command API's router (API Gateway v2 events through
 //!    lambda_http, as in Lambda), each a deposit with its own
 //!    Idempotency-Key on one of 64 accounts; again with the accounts locked
-//!    on every attempt (**lock first**).
+//!    on every attempt (**lock first**). Beside them the hold commands on
+//!    64 funded accounts: **place hold**, and **capture hold** and **release
+//!    hold** of holds placed beforehand (not measured), each printed also as
+//!    its cost against the deposit's.
 //! 3. **the floor**: one `events` row per transaction and nothing else, and
 //!    the command's own read followed by that row (the cheapest command of
 //!    two round trips), plus the same deposits over the in-memory store (the
@@ -226,6 +229,53 @@ async fn deposits(app: &axum::Router, requests: usize, concurrency: usize) -> Ru
     .await
 }
 
+/// What a hold line measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HoldOp {
+    Place,
+    Capture,
+    Release,
+}
+
+/// Holds on 64 funded accounts: placing them, or capturing or releasing
+/// holds placed beforehand (unmeasured), one per request.
+async fn holds(app: &axum::Router, requests: usize, concurrency: usize, op: HoldOp) -> Run {
+    let accounts = open_accounts(app, 64).await;
+    for account in accounts.iter() {
+        let (status, body) = send(app, "POST", &format!("/accounts/{account}/deposits"), json!({"amount": 1_000_000_000})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let per_worker = (requests / concurrency).max(1);
+    let account_of = move |w: usize, i: usize| (w * 7 + i) % 64;
+    // The holds to capture or release, placed first: hold (w, i) for call i of worker w.
+    let mut placed: Vec<Vec<String>> = vec![Vec::new(); concurrency];
+    if op != HoldOp::Place {
+        for (w, holds) in placed.iter_mut().enumerate() {
+            for i in 0..per_worker {
+                let account = &accounts[account_of(w, i)];
+                let (status, body) = send(app, "POST", &format!("/accounts/{account}/holds"), json!({"amount": 1})).await;
+                assert_eq!(status, 201, "{body}");
+                holds.push(body["hold_id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let (app, placed) = (app.clone(), Arc::new(placed));
+    measure(requests, concurrency, move |w, i| {
+        let (app, accounts, placed) = (app.clone(), accounts.clone(), placed.clone());
+        async move {
+            let account = &accounts[account_of(w, i)];
+            let (status, body) = match op {
+                HoldOp::Place => send(&app, "POST", &format!("/accounts/{account}/holds"), json!({"amount": 1})).await,
+                HoldOp::Capture => send(&app, "POST", &format!("/accounts/{account}/holds/{}/capture", placed[w][i]), json!({})).await,
+                HoldOp::Release => send(&app, "POST", &format!("/accounts/{account}/holds/{}/release", placed[w][i]), json!({})).await,
+            };
+            assert!(matches!(status, 200 | 201 | 409), "{status} {body}");
+            status == 409
+        }
+    })
+    .await
+}
+
 /// 32 writers on one account: deposits into it, or transfers into it from
 /// each writer's own account.
 async fn hot_account(app: &axum::Router, requests: usize, transfers: bool) -> Run {
@@ -286,11 +336,14 @@ async fn main() {
         // round takes the baseline before and after its lines and compares
         // them with the mean of the two; the rounds' medians are printed.
         let mut raws = Vec::new();
-        let mut lines: [(&str, Vec<(Run, f64)>); 5] = Default::default();
+        let mut lines: [(&str, Vec<(Run, f64)>); 8] = Default::default();
         for _ in 0..ROUNDS {
             let raw_before = raw_inserts(&pool, requests, concurrency).await;
             let runs = [
                 ("deposit command", deposits(&app, requests, concurrency).await),
+                ("place hold", holds(&app, requests, concurrency, HoldOp::Place).await),
+                ("capture hold", holds(&app, requests, concurrency, HoldOp::Capture).await),
+                ("release hold", holds(&app, requests, concurrency, HoldOp::Release).await),
                 ("... lock first", deposits(&locking_app, requests, concurrency).await),
                 ("one event row", one_event_rows(&pool, None, requests, concurrency).await),
                 ("read, then row", one_event_rows(&pool, Some(store.clone()), requests, concurrency).await),
@@ -332,6 +385,17 @@ async fn main() {
             bound("one event row"),
             bound("read, then row")
         );
+        // Each hold command's cost against the deposit's, round by round
+        // (cost = 1 / rate; issue 21 asks for at most 1.5x).
+        for name in ["place hold", "capture hold", "release hold"] {
+            let mut each: Vec<f64> = ratios["deposit command"].iter().zip(&ratios[name]).map(|(deposit, hold)| deposit / hold).collect();
+            each.sort_by(f64::total_cmp);
+            println!(
+                "concurrency {concurrency:>2}  {name:<15} costs {:.2}x a deposit (median of {} rounds)",
+                each[each.len() / 2],
+                each.len()
+            );
+        }
     }
     for (lock_first, shape) in [(false, "the default"), (true, "lock every attempt")] {
         let app = app_over(store.clone(), lock_first);

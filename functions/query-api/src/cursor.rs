@@ -1,7 +1,7 @@
 //! Pagination cursors: opaque to clients, tamper-evident to us.
 //!
 //! A cursor is base64url (no padding) of a body and its HMAC-SHA256 tag (32
-//! bytes, with `LEDGERLINE_CURSOR_SECRET`). Two bodies:
+//! bytes, with `LEDGERLINE_CURSOR_SECRET`). Three bodies:
 //! - an account's history: `1 | account id (16) | before_version (8, big endian)`;
 //! - an owner's accounts: `2 | SHA-256 of the owner id, first 16 bytes | after account id (16)`;
 //! - an account's holds: `3 | account id (16) | before hold id (16)`.
@@ -99,7 +99,6 @@ impl CursorCodec {
         Ok(u64::from_be_bytes(body[17..25].try_into().expect("8 bytes")))
     }
 
-    /// A cursor into `owner`'s accounts: the next page starts after `after`.
     /// The cursor of an account's holds, for the page before `before`.
     pub fn encode_holds(&self, account_id: Uuid, before: Uuid) -> String {
         let mut body = vec![HOLDS_FORMAT];
@@ -117,6 +116,7 @@ impl CursorCodec {
         Ok(Uuid::from_slice(&body[17..33]).expect("16 bytes"))
     }
 
+    /// A cursor into `owner`'s accounts: the next page starts after `after`.
     pub fn encode_accounts(&self, owner: &str, after: Uuid) -> String {
         let mut body = Vec::with_capacity(ACCOUNTS_BODY_LEN + TAG_LEN);
         body.push(ACCOUNTS_FORMAT);

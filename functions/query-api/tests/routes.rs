@@ -25,8 +25,8 @@ async fn get_account_answers_the_view_with_an_etag_and_304_on_a_match() {
     response.assert_ok();
     assert_eq!(
         response.body,
-        json!({"account_id": id, "owner_id": owner, "currency": "EUR", "balance": 20, "overdraft_limit": 0,
-               "status": "open", "version": 3, "updated_at": "2026-03-01T12:00:03Z"})
+        json!({"account_id": id, "owner_id": owner, "currency": "EUR", "balance": 20, "held": 0, "available_balance": 20,
+               "overdraft_limit": 0, "status": "open", "version": 3, "updated_at": "2026-03-01T12:00:03Z"})
     );
     assert_eq!(response.header("etag"), Some("\"3\""));
     assert_eq!(response.header("content-type"), Some("application/json"));
@@ -155,7 +155,7 @@ async fn transactions_are_newest_first_with_the_documented_shape() {
     assert_eq!(
         page.body["items"][0],
         json!({"version": 4, "kind": "deposit", "amount": 10, "balance_after": 30, "counterparty_account_id": null,
-               "transfer_id": null, "reference": "d4", "occurred_at": "2026-03-01T12:00:04Z"})
+               "transfer_id": null, "hold_id": null, "reference": "d4", "occurred_at": "2026-03-01T12:00:04Z"})
     );
     assert_eq!(page.body["next_cursor"], json!(null));
 }
@@ -372,4 +372,72 @@ async fn a_stale_redis_entry_is_not_served_past_min_version() {
     // The consistent read moved Redis forward.
     assert_eq!(redis.get(id).await.unwrap().map(|v| v.version), Some(3));
     assert_eq!(api.get(&owner, &path).await.body["version"], 3);
+}
+
+#[tokio::test]
+async fn holds_are_read_with_their_status_as_of_now_and_held_counts_only_live_ones() {
+    use ledgerline_shared::domain::{AccountEvent, Amount};
+    use ledgerline_shared::read_model::change_for;
+
+    let (api, store) = api().await;
+    let owner = user();
+    let id = account_with_deposits(store.as_ref(), &owner, 2).await; // version 3, balance 20
+    let now = chrono::Utc::now();
+    let (live, lapsed, released) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let place = |version: u64, hold_id, amount: i64, expires_at| {
+        change_for(
+            id,
+            version,
+            &AccountEvent::HoldPlaced { hold_id, amount: Amount::new(amount).unwrap(), reference: None, expires_at, at: now },
+        )
+    };
+    for change in [
+        place(4, live, 5, now + chrono::Duration::hours(1)),
+        // Past its expiry, not yet recorded: it counts for nothing.
+        place(5, lapsed, 3, now - chrono::Duration::seconds(1)),
+        place(6, released, 2, now + chrono::Duration::hours(1)),
+        change_for(id, 7, &AccountEvent::HoldReleased { hold_id: released, amount: Amount::new(2).unwrap(), at: now }),
+    ] {
+        store.apply(&change).await.unwrap();
+    }
+
+    let account = api.get(&owner, &format!("/accounts/{id}?min_version=7")).await;
+    account.assert_ok();
+    assert_eq!((&account.body["balance"], &account.body["held"], &account.body["available_balance"]), (&json!(20), &json!(5), &json!(15)));
+
+    let all = api.get(&owner, &format!("/accounts/{id}/holds?min_version=7")).await;
+    all.assert_ok();
+    let statuses: Vec<(String, String)> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["hold_id"].as_str().unwrap().to_owned(), h["status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![(released.to_string(), "released".into()), (lapsed.to_string(), "expired".into()), (live.to_string(), "active".into())],
+        "newest first, each as it stands now"
+    );
+    let expired = api.get(&owner, &format!("/accounts/{id}/holds?status=expired")).await;
+    assert_eq!(expired.body["items"].as_array().map(Vec::len), Some(1), "{}", expired.body);
+    assert_eq!((&expired.body["items"][0]["released"], &expired.body["items"][0]["ended_at"].is_string()), (&json!(3), &true));
+
+    // Page by page with the cursor, one at a time.
+    let first = api.get(&owner, &format!("/accounts/{id}/holds?limit=1")).await;
+    let cursor = first.body["next_cursor"].as_str().expect("a next page").to_owned();
+    let second = api.get(&owner, &format!("/accounts/{id}/holds?limit=1&cursor={cursor}")).await;
+    assert_eq!(second.body["items"][0]["hold_id"], json!(lapsed.to_string()));
+    api.get(&owner, &format!("/accounts/{}/holds?cursor={cursor}", uuid::Uuid::new_v4())).await.assert_problem(400, "validation_failed");
+
+    let one = api.get(&owner, &format!("/accounts/{id}/holds/{live}")).await;
+    one.assert_ok();
+    assert_eq!((&one.body["status"], &one.body["amount"], &one.body["captured"]), (&json!("active"), &json!(5), &json!(null)));
+    api.get(&owner, &format!("/accounts/{id}/holds/{}", uuid::Uuid::now_v7())).await.assert_problem(404, "hold_not_found");
+    api.get(&owner, &format!("/accounts/{id}/holds?status=pending")).await.assert_problem(400, "validation_failed");
+    api.get(&owner, &format!("/accounts/{id}/holds/not-a-uuid")).await.assert_problem(400, "validation_failed");
+    // Someone else's account, or hold on it, is a 404 as a missing one.
+    let stranger = user();
+    api.get(&stranger, &format!("/accounts/{id}/holds")).await.assert_problem(404, "account_not_found");
+    api.get(&stranger, &format!("/accounts/{id}/holds/{live}")).await.assert_problem(404, "account_not_found");
+    api.get(&owner, &format!("/accounts/{id}/holds?min_version=8")).await.assert_problem(409, "not_yet_consistent");
 }
