@@ -139,6 +139,37 @@ mod tests {
         assert_eq!(hex, "01fba409fba409010472656e7414323032362d30312d30315430303a30303a30305a");
     }
 
+    /// The same for a hold's placing and its capture into another account.
+    #[test]
+    fn the_encoding_of_stored_hold_events_never_changes() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let placed = AccountEvent::HoldPlaced {
+            hold_id: Uuid::from_u128(7),
+            amount: Amount::new(300).unwrap(),
+            reference: Some(Reference::new("hotel").unwrap()),
+            expires_at: at + chrono::Duration::hours(1),
+            at,
+        };
+        let captured = AccountEvent::HoldCaptured {
+            hold_id: Uuid::from_u128(7),
+            amount: Amount::new(250).unwrap(),
+            released: 50,
+            balance_after: 750,
+            transfer: Some(crate::domain::HoldTransfer { transfer_id: Uuid::from_u128(9), to_account_id: Uuid::from_u128(2) }),
+            reference: None,
+            at,
+        };
+        let hex = |event: &AccountEvent| -> String { EventCodec::current().encode(event).2.iter().map(|b| format!("{b:02x}")).collect() };
+        assert_eq!(
+            hex(&placed),
+            "081000000000000000000000000000000007fb58020105686f74656c14323032362d30312d30315430313a30303a30305a14323032362d30312d30315430303a30303a30305a"
+        );
+        assert_eq!(
+            hex(&captured),
+            "091000000000000000000000000000000007fbf40164fbdc0501100000000000000000000000000000000910000000000000000000000000000000020014323032362d30312d30315430303a30303a30305a"
+        );
+    }
+
     #[test]
     fn unknown_types_future_versions_and_garbage_are_typed_errors() {
         let codec = EventCodec::current();
@@ -171,6 +202,36 @@ mod tests {
             with.decode("MoneyDeposited", 0, &v0),
             Ok(AccountEvent::Deposited { amount: Amount::new(5).unwrap(), balance_after: 5, reference: None, at })
         );
+    }
+
+    #[test]
+    fn holds_survive_a_snapshot() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let (active, released) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let placed = |hold_id, amount| AccountEvent::HoldPlaced {
+            hold_id,
+            amount: Amount::new(amount).unwrap(),
+            reference: Some(Reference::new("hotel").unwrap()),
+            expires_at: at + chrono::Duration::hours(1),
+            at,
+        };
+        let events = [
+            AccountEvent::Opened {
+                account_id: Uuid::from_u128(1),
+                owner_id: "alice".into(),
+                currency: "EUR".parse().unwrap(),
+                overdraft_limit: 0,
+                at,
+            },
+            AccountEvent::Deposited { amount: Amount::new(100).unwrap(), balance_after: 100, reference: None, at },
+            placed(active, 30),
+            placed(released, 20),
+            AccountEvent::HoldReleased { hold_id: released, amount: Amount::new(20).unwrap(), at },
+        ];
+        let account = Account::replay(None, &events).unwrap().unwrap();
+        let restored = decode_snapshot(ACCOUNT_SNAPSHOT_SCHEMA_VERSION, &encode_snapshot(&account)).expect("decodes");
+        assert_eq!(restored, account);
+        assert_eq!((restored.held(at), restored.hold_status(released, at)), (30, Some(crate::domain::HoldStatus::Released)));
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl DynamoReadModel {
                     .expression_attribute_values(":version", number(hold.version))
                     .send()
                     .await;
-                return conditional_write(result).map(|_| ());
+                conditional_write(result).map(|_| ())
             }
             HoldChange::Ended { hold_id, version, end } => {
                 let mut set = vec!["#status = :status", "released = :released", "ended_at = :ended_at", "#version = :version"];
