@@ -205,7 +205,13 @@ async fn client(
                     Some(placed) => {
                         books.event(&a);
                         let hold = placed["hold_id"].as_str().expect("a hold id").to_owned();
-                        books.open_holds.push((a, hold, amount));
+                        if rng.u8(..4) == 0 {
+                            // Left alone: it expires, and the sweep records its expiry.
+                            books.event(&a);
+                            books.hold_fates.insert(hold, (a, "expired", 0));
+                        } else {
+                            books.open_holds.push((a, hold, amount));
+                        }
                     }
                     None => books.refused += 1,
                 }
