@@ -62,7 +62,8 @@ async fn opening_an_account_answers_201_with_the_account_and_its_location() {
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(
         response.body,
-        json!({"account_id": id, "owner_id": "alice", "currency": "EUR", "balance": 0, "overdraft_limit": 0, "status": "open", "version": 1})
+        json!({"account_id": id, "owner_id": "alice", "currency": "EUR", "balance": 0, "held": 0, "available_balance": 0,
+               "overdraft_limit": 0, "status": "open", "version": 1})
     );
 }
 
@@ -112,7 +113,10 @@ async fn deposits_and_withdrawals_move_the_balance() {
     let api = Api::memory();
     let account = api.open("alice", "EUR").await;
     let deposited = api.deposit("alice", account, 1000).await;
-    assert_eq!((deposited.status, deposited.body.clone()), (200, json!({"account_id": account, "balance": 1000, "version": 2})));
+    assert_eq!(
+        (deposited.status, deposited.body.clone()),
+        (200, json!({"account_id": account, "balance": 1000, "held": 0, "available_balance": 1000, "version": 2}))
+    );
     let withdrawn = api
         .send(
             post(&format!("/accounts/{account}/withdrawals"))
@@ -121,7 +125,10 @@ async fn deposits_and_withdrawals_move_the_balance() {
                 .json(json!({"amount": 300, "reference": "rent"})),
         )
         .await;
-    assert_eq!((withdrawn.status, withdrawn.body.clone()), (200, json!({"account_id": account, "balance": 700, "version": 3})));
+    assert_eq!(
+        (withdrawn.status, withdrawn.body.clone()),
+        (200, json!({"account_id": account, "balance": 700, "held": 0, "available_balance": 700, "version": 3}))
+    );
 }
 
 #[tokio::test]
@@ -254,7 +261,7 @@ async fn a_transfer_moves_money_between_two_accounts() {
         .await;
     assert_eq!(response.status, 201, "{}", response.body);
     assert!(response.body["transfer_id"].as_str().is_some_and(|id| id.parse::<Uuid>().is_ok()));
-    assert_eq!(response.body["from"], json!({"account_id": from, "balance": 300, "version": 3}));
+    assert_eq!(response.body["from"], json!({"account_id": from, "balance": 300, "held": 0, "available_balance": 300, "version": 3}));
     // Of the recipient, only its id: not its balance, version or state.
     assert_eq!(response.body["to"], json!({"account_id": to}));
     assert_eq!((api.balance(from).await, api.balance(to).await), (300, 200));
