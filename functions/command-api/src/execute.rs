@@ -45,7 +45,7 @@ impl Answer {
         Self { status, body: serde_json::to_vec(value).expect("response types always serialize") }
     }
 
-    pub(crate) fn from_error(error: &ApiError) -> Self {
+    fn from_error(error: &ApiError) -> Self {
         Self { status: error.status, body: error.body() }
     }
 

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use ledgerline_shared::domain::{
-    Account, AccountCommand, AccountEvent, Amount, CaptureToAccount, Currency, DomainError, HoldLifetime, HoldStatus, OverdraftLimit,
+    Account, AccountCommand, AccountEvent, Amount, CaptureToAccount, Currency, DomainError, Hold, HoldLifetime, HoldStatus, OverdraftLimit,
     OwnerId, Reference, TransferCommand, decide, decide_capture_to_account, decide_transfer,
 };
 use serde::Deserialize;
@@ -356,12 +356,13 @@ async fn place_hold(State(state): State<AppState>, RawAccountId(id): RawAccountI
     let reference = reference(input.reference)?;
     let lifetime = input.expires_in_seconds.map(HoldLifetime::new).transpose()?.unwrap_or_default();
     let hold_id = Uuid::now_v7();
-    let command = AccountCommand::PlaceHold { hold_id, amount, reference, lifetime };
+    let command = AccountCommand::PlaceHold { hold_id, amount, reference: reference.clone(), lifetime };
     let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
     execute(&state, context, &[id], |input| {
-        decide_on_account(&state, input, &caller, id, &command, |account, at| match account.hold(hold_id) {
-            Some(hold) => Answer::json(StatusCode::CREATED, &HoldAnswer::new(hold, HoldStatus::Active, account, at)),
-            None => Answer::from_error(&ApiError::internal()),
+        decide_on_account(&state, input, &caller, id, &command, |account, at| {
+            // The hold as the decision placed it (the answer never depends on finding it again).
+            let hold = Hold { hold_id, amount, reference: reference.clone(), placed_at: at, expires_at: lifetime.expires_at(at) };
+            Answer::json(StatusCode::CREATED, &HoldAnswer::new(&hold, HoldStatus::Active, account, at))
         })
     })
     .await
