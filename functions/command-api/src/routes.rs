@@ -361,7 +361,7 @@ async fn place_hold(State(state): State<AppState>, RawAccountId(id): RawAccountI
     execute(&state, context, &[id], |input| {
         decide_on_account(&state, input, &caller, id, &command, |account, at| {
             // The hold as the decision placed it (the answer never depends on finding it again).
-            let hold = Hold { hold_id, amount, reference: reference.clone(), placed_at: at, expires_at: lifetime.expires_at(at) };
+            let hold = Hold { hold_id, amount, expires_at: lifetime.expires_at(at) };
             Answer::json(StatusCode::CREATED, &HoldAnswer::new(&hold, HoldStatus::Active, account, at))
         })
     })

@@ -13,7 +13,8 @@ use crate::event_store::bincode_config;
 
 /// Snapshots are a cache: when this changes, old snapshots are just ignored.
 /// 2: the account's holds (active and recently ended) are part of its state.
-pub const ACCOUNT_SNAPSHOT_SCHEMA_VERSION: u16 = 2;
+/// 3: a hold keeps only its id, amount and expiry (an integer).
+pub const ACCOUNT_SNAPSHOT_SCHEMA_VERSION: u16 = 3;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CodecError {

@@ -93,17 +93,11 @@ impl Account {
                 }
                 account.balance = expected;
             }
-            AccountEvent::HoldPlaced { hold_id, amount, reference, expires_at, at } => {
+            AccountEvent::HoldPlaced { hold_id, amount, expires_at, .. } => {
                 if account.holds.iter().any(|h| h.hold_id == *hold_id) || account.ended_holds.iter().any(|(id, _)| id == hold_id) {
                     return Err(history("hold placed twice"));
                 }
-                account.holds.push(Hold {
-                    hold_id: *hold_id,
-                    amount: *amount,
-                    reference: reference.clone(),
-                    placed_at: *at,
-                    expires_at: *expires_at,
-                });
+                account.holds.push(Hold { hold_id: *hold_id, amount: *amount, expires_at: *expires_at });
             }
             AccountEvent::HoldCaptured { hold_id, amount, released, balance_after, .. } => {
                 let hold = account.end_hold(*hold_id, HoldStatus::Captured).ok_or_else(|| history("captured hold is not active"))?;

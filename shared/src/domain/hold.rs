@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Amount, DomainError, Reference};
+use super::{Amount, DomainError};
 
 /// At most this many holds are active on one account at once, so its
 /// state stays small enough to load in one read (refused: `too_many_holds`).
@@ -86,13 +86,17 @@ impl HoldStatus {
     }
 }
 
-/// A hold that no event has ended yet (it may be past its expiry).
+/// A hold that no event has ended yet (it may be past its expiry): only
+/// what deciding needs. Its reference and placing time stay in its
+/// `HoldPlaced` event and the read model, so that an account with many
+/// holds keeps a small state (it is read, decoded and snapshotted on every
+/// command on the account).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub hold_id: Uuid,
     pub amount: Amount,
-    pub reference: Option<Reference>,
-    pub placed_at: DateTime<Utc>,
+    /// An integer in the snapshot (nanoseconds since the epoch), not RFC 3339 text.
+    #[serde(with = "chrono::serde::ts_nanoseconds")]
     pub expires_at: DateTime<Utc>,
 }
 
