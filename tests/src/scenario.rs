@@ -281,7 +281,13 @@ impl Steps {
     }
 
     async fn open(&self, token: &str, owner: &str) -> Expected {
-        let answer = self.post_settled("/accounts", token, &self.key(&format!("open-{owner}")), &json!({"currency": "EUR"})).await;
+        self.open_in(token, owner, "EUR", "").await
+    }
+
+    /// Opens an account in `currency`; `name` tells apart one owner's accounts.
+    async fn open_in(&self, token: &str, owner: &str, currency: &str, name: &str) -> Expected {
+        let key = self.key(&format!("open-{owner}{name}"));
+        let answer = self.post_settled("/accounts", token, &key, &json!({"currency": currency})).await;
         expect(&answer, StatusCode::CREATED, "open an account");
         assert_eq!(answer.body["owner_id"], owner, "{answer:?}");
         assert_eq!((int(&answer.body["balance"]), version(&answer.body)), (0, 1), "{answer:?}");
@@ -544,3 +550,86 @@ pub async fn holds(base_url: &str, minter: &dyn TokenMinter, settings: &Settings
 /// How long after a hold's expiry its expiry may take to be an event the
 /// read side shows: the reconciler's sweep runs with each pass.
 const EXPIRY_RECORDED_WITHIN: Duration = Duration::from_secs(120);
+
+/// The entries scenario, for any running Ledgerline, as a client that reads
+/// only the OpenAPI document would do it: a payment with its fee in one
+/// entry (the payer sees only its own account's balance in the answer), an
+/// exchange of EUR to USD through the bank's two FX accounts in one entry
+/// (posted by an administrator, who may debit any account), both read back
+/// with `min_version` on every account they touched, each leg in its
+/// account's history naming the entry; someone else's debited account is a
+/// 404 as a missing one, and an unbalanced entry is refused with nothing
+/// moved.
+pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settings) {
+    let http = HttpClient::new(base_url);
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (customer, merchant, bank) = (format!("customer-{run_id}"), format!("merchant-{run_id}"), format!("bank-{run_id}"));
+    let (customer_token, merchant_token, bank_token) = (minter.mint(&customer, false), minter.mint(&merchant, false), minter.mint(&bank, false));
+    let admin_token = minter.mint(&format!("ops-{run_id}"), true);
+    let s = Steps { http: http.clone(), settings: settings.clone(), run_id };
+    let mut euros = s.open(&customer_token, &customer).await;
+    let dollars = s.open_in(&customer_token, &customer, "USD", "-usd").await;
+    let shop = s.open(&merchant_token, &merchant).await;
+    let fees = s.open_in(&bank_token, &bank, "EUR", "-fees").await;
+    let fx_eur = s.open_in(&bank_token, &bank, "EUR", "-fx-eur").await;
+    let mut fx_usd = s.open_in(&bank_token, &bank, "USD", "-fx-usd").await;
+    s.money(&customer_token, &mut euros, "deposits", 1_000, &s.key("fund-eur")).await;
+    s.money(&bank_token, &mut fx_usd, "deposits", 10_000, &s.key("fund-usd")).await;
+    let leg = |account: &Expected, amount: i64, currency: &str| json!({"account_id": account.id, "amount": amount, "currency": currency});
+
+    // A payment and its fee, all or nothing.
+    let payment = json!({"debits": [leg(&euros, 105, "EUR")], "credits": [leg(&shop, 100, "EUR"), leg(&fees, 5, "EUR")], "reference": "order 1042"});
+    let paid = s.post_settled("/entries", &customer_token, &s.key("payment"), &payment).await;
+    expect(&paid, StatusCode::CREATED, "pay with a fee in one entry");
+    let entry_id = paid.body["entry_id"].as_str().expect("an entry id").to_owned();
+    assert_eq!(paid.body["accounts"].as_array().map(Vec::len), Some(1), "only the payer's own account: {paid:?}");
+    assert_eq!((paid.body["accounts"][0]["account_id"].as_str(), int(&paid.body["accounts"][0]["balance"])), (Some(euros.id.as_str()), 895));
+    let read = s.read_at(&customer_token, &euros.id, version(&paid.body["accounts"][0])).await;
+    assert_eq!(int(&read["balance"]), 895, "the payer read back: {read}");
+    let read = s.read_at(&merchant_token, &shop.id, 2).await;
+    assert_eq!(int(&read["balance"]), 100, "the merchant read back: {read}");
+    let read = s.read_at(&bank_token, &fees.id, 2).await;
+    assert_eq!(int(&read["balance"]), 5, "the fee account read back: {read}");
+    let history = http.get(&format!("/accounts/{}/transactions?min_version=2", shop.id), Some(&merchant_token)).await;
+    let newest = &history.body["items"][0];
+    assert_eq!(
+        (newest["kind"].as_str(), int(&newest["amount"]), newest["entry_id"].as_str()),
+        (Some("entry_credit"), 100, Some(entry_id.as_str())),
+        "{history:?}"
+    );
+
+    // An exchange through the bank's FX accounts: each currency balances on its own.
+    let exchange = json!({
+        "debits": [leg(&euros, 100, "EUR"), leg(&fx_usd, 108, "USD")],
+        "credits": [leg(&fx_eur, 100, "EUR"), leg(&dollars, 108, "USD")],
+        "reference": "EUR/USD 1.08",
+    });
+    let exchanged = s.post_settled("/entries", &admin_token, &s.key("exchange"), &exchange).await;
+    expect(&exchanged, StatusCode::CREATED, "exchange EUR to USD in one entry");
+    let versions: BTreeMap<String, u64> = exchanged.body["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| (a["account_id"].as_str().unwrap_or_default().to_owned(), version(a)))
+        .collect();
+    assert_eq!(versions.len(), 4, "an administrator sees every account: {exchanged:?}");
+    for (token, account, balance) in
+        [(&customer_token, &euros, 795), (&customer_token, &dollars, 108), (&bank_token, &fx_eur, 100), (&bank_token, &fx_usd, 9_892)]
+    {
+        let read = s.read_at(token, &account.id, versions[&account.id]).await;
+        assert_eq!(int(&read["balance"]), balance, "{} read back after the exchange: {read}", account.id);
+    }
+
+    // Someone else's debited account is a 404 as a missing one; an
+    // unbalanced entry moves nothing.
+    let theft = json!({"debits": [leg(&euros, 1, "EUR")], "credits": [leg(&shop, 1, "EUR")]});
+    let refused = s.post_settled("/entries", &merchant_token, &s.key("theft"), &theft).await;
+    expect(&refused, StatusCode::NOT_FOUND, "debit someone else's account");
+    assert_eq!(refused.code(), Some("account_not_found"), "{refused:?}");
+    let unbalanced = json!({"debits": [leg(&euros, 10, "EUR")], "credits": [leg(&shop, 9, "EUR")]});
+    let refused = s.post_settled("/entries", &customer_token, &s.key("unbalanced"), &unbalanced).await;
+    expect(&refused, StatusCode::UNPROCESSABLE_ENTITY, "an unbalanced entry");
+    assert_eq!(refused.code(), Some("unbalanced_entry"), "{refused:?}");
+    let read = s.read_at(&customer_token, &euros.id, versions[&euros.id]).await;
+    assert_eq!((int(&read["balance"]), version(&read)), (795, versions[&euros.id]), "nothing moved: {read}");
+}

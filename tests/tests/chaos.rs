@@ -14,7 +14,8 @@
 //!
 //! The clients also place holds (living 60 s, so many expire during the
 //! run and are recorded by the reconciler's expiry sweep), capture them
-//! (in part, out of the ledger or into another account) and release them.
+//! (in part, out of the ledger or into another account) and release them,
+//! and post entries (two or three accounts, one or two debits).
 //!
 //! Every command has its own Idempotency-Key and is retried with the same
 //! key on a timeout, a transport error, a 5xx or a 409 until the answer is
@@ -30,7 +31,10 @@
 //!   end, its expiry included, is one event), its history lists every
 //!   movement exactly once, nothing is held any more, and its holds are
 //!   listed each once, ended as the answers said (captured with the amount
-//!   captured, released) or expired.
+//!   captured, released) or expired;
+//! - every accepted entry is in the history of each of its accounts exactly
+//!   once, with its leg's amount, and no other entry is in any history (a
+//!   refused one applied nowhere).
 //!
 //! It prints what it did and how long the read side took to converge
 //! (docs/RELIABILITY.md records a run).
@@ -79,6 +83,8 @@ struct Books {
     open_holds: Vec<(String, String, i64)>,
     /// How each hold ended: (account, "captured" | "released" | "expired", captured amount).
     hold_fates: HashMap<String, (String, &'static str, i64)>,
+    /// Every accepted entry: its legs, (account, signed amount).
+    entries: HashMap<String, Vec<(String, i64)>>,
 }
 
 impl Books {
@@ -162,7 +168,7 @@ async fn client(
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(THINK_TIME).await;
         let a = accounts[rng.usize(..ACCOUNTS)].clone();
-        match rng.u8(..14) {
+        match rng.u8(..16) {
             0..3 => {
                 let amount = rng.i64(1..=100);
                 let answer = definitive(
@@ -250,6 +256,44 @@ async fn client(
                         }
                         books.hold_fates.insert(hold, (owner, outcome, captured));
                     }
+                }
+            }
+            14..16 => {
+                // Two or three accounts: the first one or two debited, the rest credited.
+                let mut picked: Vec<String> = Vec::new();
+                let count = 2 + rng.usize(..2);
+                while picked.len() < count {
+                    let c = accounts[rng.usize(..ACCOUNTS)].clone();
+                    if !picked.contains(&c) {
+                        picked.push(c);
+                    }
+                }
+                let debits = if count == 3 && rng.bool() { 2 } else { 1 };
+                // One in ten asks for more than any account holds: refused, applied nowhere.
+                let per_debit = if rng.u8(..10) == 0 { 10_000_000 } else { rng.i64(2..=40) };
+                let total = per_debit * debits as i64;
+                let credits = count - debits;
+                let mut legs: Vec<(String, i64)> = picked[..debits].iter().map(|a| (a.clone(), -per_debit)).collect();
+                for (n, c) in picked[debits..].iter().enumerate() {
+                    let share = if n + 1 == credits { total - (total / credits as i64) * (credits as i64 - 1) } else { total / credits as i64 };
+                    legs.push((c.clone(), share));
+                }
+                let leg = |(account, amount): &(String, i64)| json!({"account_id": account, "amount": amount.abs(), "currency": "EUR"});
+                let body = json!({
+                    "debits": legs.iter().filter(|l| l.1 < 0).map(leg).collect::<Vec<_>>(),
+                    "credits": legs.iter().filter(|l| l.1 > 0).map(leg).collect::<Vec<_>>(),
+                    "reference": "chaos",
+                });
+                let answer = definitive(&http, &token, "/entries", &body, &counters).await;
+                let mut books = books.lock().unwrap();
+                match answer {
+                    Some(posted) => {
+                        for (account, amount) in &legs {
+                            books.movement(account, *amount);
+                        }
+                        books.entries.insert(posted["entry_id"].as_str().expect("an entry id").to_owned(), legs);
+                    }
+                    None => books.refused += 1,
                 }
             }
             _ => {
@@ -394,7 +438,7 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
 
     // The write side's books: money conserved. The holds no client ended
     // expire (within HOLD_SECONDS) and the sweep records each expiry.
-    let (expected, deposited, withdrawn, refused, hold_fates, movements_of) = {
+    let (expected, deposited, withdrawn, refused, hold_fates, movements_of, entries) = {
         let mut books = books.lock().unwrap();
         for (owner, hold, _) in std::mem::take(&mut books.open_holds) {
             books.event(&owner);
@@ -402,8 +446,9 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
         }
         let expected: Vec<(String, i64, u64)> =
             accounts.iter().map(|id| (id.clone(), books.balance[id], 1 + books.events.get(id).copied().unwrap_or(0))).collect();
-        (expected, books.deposited, books.withdrawn, books.refused, books.hold_fates.clone(), books.movements.clone())
+        (expected, books.deposited, books.withdrawn, books.refused, books.hold_fates.clone(), books.movements.clone(), books.entries.clone())
     };
+    assert!(!entries.is_empty(), "entries were exercised");
     let fate_counts = |fate: &str| hold_fates.values().filter(|(_, f, _)| *f == fate).count();
     assert!(fate_counts("captured") > 0 && fate_counts("released") > 0 && fate_counts("expired") > 0, "every end of a hold was exercised");
     let total: i64 = expected.iter().map(|(_, balance, _)| balance).sum();
@@ -497,12 +542,29 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
             .map(|i| {
                 let amount = i["amount"].as_i64().unwrap();
                 match i["kind"].as_str().unwrap() {
-                    "deposit" | "transfer_in" => amount,
+                    "deposit" | "transfer_in" | "entry_credit" => amount,
                     _ => -amount,
                 }
             })
             .sum();
         assert_eq!(net, *balance, "{id}: the history adds up to the balance");
+        // Each accepted entry's leg on this account once, with its amount;
+        // no entry the answers did not accept.
+        let mut legs_here: Vec<(String, i64)> = items
+            .iter()
+            .filter_map(|i| {
+                let entry = i["entry_id"].as_str()?.to_owned();
+                let amount = i["amount"].as_i64().unwrap();
+                Some((entry, if i["kind"] == "entry_debit" { -amount } else { amount }))
+            })
+            .collect();
+        let mut want: Vec<(String, i64)> = entries
+            .iter()
+            .filter_map(|(entry, legs)| legs.iter().find(|(account, _)| account == id).map(|(_, amount)| (entry.clone(), *amount)))
+            .collect();
+        legs_here.sort();
+        want.sort();
+        assert_eq!(legs_here, want, "{id}: every accepted entry's leg once, and no other entry");
     }
     let requests = counters.requests.load(Ordering::Relaxed);
     let movements: u64 = movements_of.values().sum();
@@ -510,7 +572,7 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
         start,
         &format!(
             "converged {:.1}s after the last fault: {} accounts, {movements} movements on the read side exactly once, \
-             {} holds ({} captured, {} released, {} expired), {refused} refusals, {requests} requests ({} retries), \
+             {} holds ({} captured, {} released, {} expired), {} entries, {refused} refusals, {requests} requests ({} retries), \
              money conserved ({total})",
             converged.as_secs_f64(),
             expected.len(),
@@ -518,6 +580,7 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
             fate_counts("captured"),
             fate_counts("released"),
             fate_counts("expired"),
+            entries.len(),
             counters.retries.load(Ordering::Relaxed)
         ),
     );

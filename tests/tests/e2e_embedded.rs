@@ -20,7 +20,12 @@ async fn the_embedded_server_passes_the_scenario() {
     let minter = scenario::binary_minter(&binary, &secret);
     let report = scenario::run(&served.base_url, minter.as_ref()).await;
     assert_eq!(report.alice_final.0 + report.bob_final.0, 14_007);
-    scenario::holds(&served.base_url, minter.as_ref(), &scenario::Settings::default()).await;
+    // Entries run while the holds scenario waits for its hold to expire.
+    let settings = scenario::Settings::default();
+    tokio::join!(
+        scenario::holds(&served.base_url, minter.as_ref(), &settings),
+        scenario::entries(&served.base_url, minter.as_ref(), &settings)
+    );
 
     // A token signed with another secret is refused by the real gateway.
     let stranger = scenario::binary_minter(&binary, "another-secret").mint("mallory", true);

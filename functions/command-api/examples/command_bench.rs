@@ -19,7 +19,11 @@
 //!    64 funded accounts: **place hold**, and **capture hold** and **release
 //!    hold** of holds placed beforehand (not measured), then the deposits
 //!    again (**deposit again**), each hold line printed also as its cost
-//!    against the mean of the two deposit lines.
+//!    against the mean of the two deposit lines. And the multi-account
+//!    commands on 64 funded accounts: **transfer**, **entry, 2 legs** (one
+//!    debit, one credit: a transfer as an entry) and **entry, 16 legs** (one
+//!    debit, 15 credits), each entry line printed as its cost against the
+//!    transfer's.
 //! 3. **the floor**: one `events` row per transaction and nothing else, and
 //!    the command's own read followed by that row (the cheapest command of
 //!    two round trips), plus the same deposits over the in-memory store (the
@@ -277,6 +281,47 @@ async fn holds(app: &axum::Router, requests: usize, concurrency: usize, op: Hold
     .await
 }
 
+/// What a multi-account line measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MultiOp {
+    Transfer,
+    /// An entry over this many accounts: one debit, the rest credits.
+    Entry(usize),
+}
+
+/// Transfers or entries among 64 funded accounts, each from account
+/// (w * 7 + i) % 64 to the ones after it.
+async fn multi(app: &axum::Router, requests: usize, concurrency: usize, op: MultiOp) -> Run {
+    let accounts = open_accounts(app, 64).await;
+    for account in accounts.iter() {
+        let (status, body) = send(app, "POST", &format!("/accounts/{account}/deposits"), json!({"amount": 1_000_000_000})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let app = app.clone();
+    measure(requests, concurrency, move |w, i| {
+        let (app, accounts) = (app.clone(), accounts.clone());
+        async move {
+            let from = (w * 7 + i) % accounts.len();
+            let (status, body) = match op {
+                MultiOp::Transfer => {
+                    let to = &accounts[(from + 1) % accounts.len()];
+                    send(&app, "POST", "/transfers", json!({"from_account_id": accounts[from], "to_account_id": to, "amount": 15})).await
+                }
+                MultiOp::Entry(legs) => {
+                    let credits: Vec<_> = (1..legs)
+                        .map(|n| json!({"account_id": accounts[(from + n) % accounts.len()], "amount": 1, "currency": "EUR"}))
+                        .collect();
+                    let debit = json!({"account_id": accounts[from], "amount": legs - 1, "currency": "EUR"});
+                    send(&app, "POST", "/entries", json!({"debits": [debit], "credits": credits})).await
+                }
+            };
+            assert!(status == 201 || status == 409, "{status} {body}");
+            status == 409
+        }
+    })
+    .await
+}
+
 /// 32 writers on one account: deposits into it, or transfers into it from
 /// each writer's own account.
 async fn hot_account(app: &axum::Router, requests: usize, transfers: bool) -> Run {
@@ -337,7 +382,7 @@ async fn main() {
         // round takes the baseline before and after its lines and compares
         // them with the mean of the two; the rounds' medians are printed.
         let mut raws = Vec::new();
-        let mut lines: [(&str, Vec<(Run, f64)>); 9] = Default::default();
+        let mut lines: [(&str, Vec<(Run, f64)>); 12] = Default::default();
         for _ in 0..ROUNDS {
             let raw_before = raw_inserts(&pool, requests, concurrency).await;
             let runs = [
@@ -350,6 +395,9 @@ async fn main() {
                 // neither gains from running earlier in a round, on
                 // smaller tables.
                 ("deposit again", deposits(&app, requests, concurrency).await),
+                ("transfer", multi(&app, requests, concurrency, MultiOp::Transfer).await),
+                ("entry, 2 legs", multi(&app, requests, concurrency, MultiOp::Entry(2)).await),
+                ("entry, 16 legs", multi(&app, requests, concurrency, MultiOp::Entry(16)).await),
                 ("... lock first", deposits(&locking_app, requests, concurrency).await),
                 ("one event row", one_event_rows(&pool, None, requests, concurrency).await),
                 ("read, then row", one_event_rows(&pool, Some(store.clone()), requests, concurrency).await),
@@ -403,6 +451,13 @@ async fn main() {
                 each[each.len() / 2],
                 each.len()
             );
+        }
+        // Each entry line's cost against the transfer's (issue 22 asks for
+        // a 2-leg entry within 1.5x of a transfer).
+        for name in ["entry, 2 legs", "entry, 16 legs"] {
+            let mut each: Vec<f64> = ratios["transfer"].iter().zip(&ratios[name]).map(|(transfer, entry)| transfer / entry).collect();
+            each.sort_by(f64::total_cmp);
+            println!("concurrency {concurrency:>2}  {name:<15} costs {:.2}x a transfer (median of {} rounds)", each[each.len() / 2], each.len());
         }
     }
     for (lock_first, shape) in [(false, "the default"), (true, "lock every attempt")] {

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use ledgerline_shared::domain::{
-    Account, AccountCommand, AccountEvent, Amount, CaptureToAccount, Currency, DomainError, Hold, HoldLifetime, HoldStatus, OverdraftLimit,
-    OwnerId, Reference, TransferCommand, decide, decide_capture_to_account, decide_transfer,
+    Account, AccountCommand, AccountEvent, Amount, CaptureToAccount, Currency, DomainError, EntryCommand, Hold, HoldLifetime, HoldStatus,
+    Leg, LegRefusal, OverdraftLimit, OwnerId, Reference, TransferCommand, decide, decide_capture_to_account, decide_entry, decide_transfer,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -25,7 +25,7 @@ use crate::request::{
     self, Inbound, RawAccountId, RawHoldPath, account_id, hold_id, idempotency_key, parse_json, required_idempotency_key,
 };
 use crate::state::AppState;
-use crate::views::{AccountView, BalanceView, CounterpartyView, HoldAnswer, StatusView, TransferView};
+use crate::views::{AccountView, BalanceView, CounterpartyView, EntryView, HoldAnswer, LegView, StatusView, TransferView};
 use ledgerline_shared::accounts::CommandInput;
 use ledgerline_shared::http::caller::Caller;
 use ledgerline_shared::http::correlation::correlate;
@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/accounts/{id}/holds"),
     ("POST", "/accounts/{id}/holds/{hold_id}/capture"),
     ("POST", "/accounts/{id}/holds/{hold_id}/release"),
+    ("POST", "/entries"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts/{id}/holds", post(place_hold))
         .route("/accounts/{id}/holds/{hold_id}/capture", post(capture_hold))
         .route("/accounts/{id}/holds/{hold_id}/release", post(release_hold))
+        .route("/entries", post(post_entry))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
@@ -116,6 +118,30 @@ struct CaptureBody {
     to_account_id: Option<Uuid>,
     #[serde(default)]
     reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryBody {
+    debits: Vec<LegBody>,
+    credits: Vec<LegBody>,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegBody {
+    account_id: Uuid,
+    #[serde(deserialize_with = "request::integer")]
+    amount: i64,
+    currency: String,
+}
+
+impl LegBody {
+    fn leg(self) -> Result<Leg, DomainError> {
+        Ok(Leg { account_id: self.account_id, amount: Amount::new(self.amount)?, currency: self.currency.parse()? })
+    }
 }
 
 /// Freeze, unfreeze, close and release take no fields: no body at all, or `{}`;
@@ -422,4 +448,47 @@ async fn release_hold(State(state): State<AppState>, RawHoldPath(id, hold): RawH
     let command = AccountCommand::ReleaseHold { hold_id };
     let context = CommandContext::new(caller.clone(), key, &path, &bytes, correlation_id);
     execute(&state, context, &[id], |input| decide_on_hold(&state, input, &caller, id, &command, HoldStatus::Released)).await
+}
+
+// ---- entries ----
+
+/// `POST /entries`: 2 to 16 accounts, all legs or none (the rules are
+/// written down in `ledgerline_shared::domain::entry`). The shape and the
+/// balance per currency are checked before anything is read; those
+/// refusals depend on the request alone and are not stored.
+async fn post_entry(State(state): State<AppState>, inbound: Inbound) -> Result<Answer, ApiError> {
+    let Inbound { caller, correlation_id, path, headers, body: bytes } = inbound;
+    let key = required_idempotency_key(&headers)?;
+    let input: EntryBody = parse_json(&headers, &bytes)?;
+    let legs = |legs: Vec<LegBody>| legs.into_iter().map(LegBody::leg).collect::<Result<Vec<_>, _>>();
+    let entry = EntryCommand::new(Uuid::now_v7(), legs(input.debits)?, legs(input.credits)?, reference(input.reference)?)?;
+    let context = CommandContext::new(caller.clone(), Some(key), &path, &bytes, correlation_id);
+    execute(&state, context, &entry.account_ids(), |input| {
+        // The debited accounts are the caller's own (administrators: any);
+        // someone else's is a 404 like a missing one. Credited ones may be
+        // anyone's.
+        for leg in entry.debits() {
+            owned(input, &caller, leg.account_id).map_err(|e| e.about_account(leg.account_id))?;
+        }
+        let at = Utc::now();
+        let events = match decide_entry(&entry, |id| input.account(id), at) {
+            Ok(events) => events,
+            Err(LegRefusal { account_id, error }) if error.is_business_rule() => {
+                return Ok(Decision::Refuse(ApiError::from(error).about_account(account_id)));
+            }
+            Err(LegRefusal { error, .. }) => return Err(error.into()),
+        };
+        let changes = events
+            .into_iter()
+            .map(|(id, event)| state.repository().stage(id, input.account(id), &[event]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let view = EntryView {
+            entry_id: entry.entry_id(),
+            legs: entry.legs().map(|(side, leg)| LegView::new(side, leg)).collect(),
+            // Only the caller's own accounts; the others are named by id in `legs`.
+            accounts: changes.iter().filter(|c| caller.may_act_for(c.after.owner_id.as_str())).map(|c| BalanceView::at(&c.after, at)).collect(),
+        };
+        Ok(Decision::Commit { changes, answer: Answer::json(StatusCode::CREATED, &view) })
+    })
+    .await
 }

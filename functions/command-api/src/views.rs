@@ -6,7 +6,7 @@
 //! moment the command was decided.
 
 use chrono::{DateTime, Utc};
-use ledgerline_shared::domain::{Account, Hold, HoldStatus};
+use ledgerline_shared::domain::{Account, Hold, HoldStatus, Leg, LegSide};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -135,5 +135,29 @@ impl HoldAnswer {
             available_balance: account.available(at),
             version: account.version,
         }
+    }
+}
+
+/// `POST /entries`: every leg as asked (accounts by id only), and the
+/// balances after it of those legs' accounts that are the caller's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    pub entry_id: Uuid,
+    pub legs: Vec<LegView>,
+    pub accounts: Vec<BalanceView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegView {
+    pub account_id: Uuid,
+    /// `debit` or `credit`.
+    pub side: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+impl LegView {
+    pub fn new(side: LegSide, leg: &Leg) -> Self {
+        Self { account_id: leg.account_id, side: side.as_str().to_owned(), amount: leg.amount.minor_units(), currency: leg.currency.to_string() }
     }
 }

@@ -41,6 +41,7 @@ fn the_openapi_document_states_the_idempotency_rules() {
         "/transfers",
         "/accounts/{id}/holds",
         "/accounts/{id}/holds/{hold_id}/capture",
+        "/entries",
     ] {
         let parameters = spec["paths"][path]["post"]["parameters"].as_array().unwrap();
         assert!(parameters.contains(&required), "{path} must require an Idempotency-Key");
@@ -163,13 +164,22 @@ async fn the_samples_run_in_order_against_the_router() {
         (status, &released["released"], &released["held"], &released["available_balance"]),
         (200, &json!(100), &json!(0), &json!(190))
     );
+    // A payment with its fee in one entry: 100 from the account, 90 to the
+    // other account and 10 to a fee account (both someone else's).
+    let fees = api.open("bank", "EUR").await.to_string();
+    let mut with_fees = ids.to_vec();
+    with_fees.push(("3a9c8b7d-6e5f-4a1b-9c2d-7e8f9a0b1c2d", fees.clone()));
+    let (status, entry) = send_sample(&api, "post-entry", &with_fees).await;
+    assert_eq!(status, 201, "{entry}");
+    assert_eq!(entry["legs"].as_array().map(Vec::len), Some(3), "{entry}");
+    assert_eq!(entry["accounts"], json!([{"account_id": account, "balance": 90, "held": 0, "available_balance": 90, "version": entry["accounts"][0]["version"]}]));
     // Every sample on disk was sent.
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo_file("events/command-api"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
         .collect();
     let sent =
-        ["open-account", "deposit", "withdraw", "transfer", "freeze", "unfreeze", "close", "place-hold", "capture-hold", "release-hold"];
+        ["open-account", "deposit", "withdraw", "transfer", "freeze", "unfreeze", "close", "place-hold", "capture-hold", "release-hold", "post-entry"];
     assert_eq!(on_disk, sent.into_iter().map(String::from).collect(), "every sample is sent here");
     // The open sample carries an Idempotency-Key: sending it again opens nothing new.
     let (_, again) = send_sample(&api, "open-account", &[]).await;

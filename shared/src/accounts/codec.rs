@@ -171,6 +171,27 @@ mod tests {
         );
     }
 
+    /// The same for an entry's two kinds of leg.
+    #[test]
+    fn the_encoding_of_stored_entry_legs_never_changes() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let debited = AccountEvent::EntryDebited {
+            entry_id: Uuid::from_u128(0xE),
+            amount: Amount::new(1_050).unwrap(),
+            balance_after: -50,
+            reference: Some(Reference::new("fee").unwrap()),
+            at,
+        };
+        let credited = AccountEvent::EntryCredited { entry_id: Uuid::from_u128(0xE), amount: Amount::new(50).unwrap(), balance_after: 50, reference: None, at };
+        let hex = |event: &AccountEvent| -> String { EventCodec::current().encode(event).2.iter().map(|b| format!("{b:02x}")).collect() };
+        assert_eq!(hex(&debited), "0c100000000000000000000000000000000efb340863010366656514323032362d30312d30315430303a30303a30305a");
+        assert_eq!(hex(&credited), "0d100000000000000000000000000000000e64640014323032362d30312d30315430303a30303a30305a");
+        for event in [debited, credited] {
+            let (event_type, version, payload) = EventCodec::current().encode(&event);
+            assert_eq!(EventCodec::current().decode(event_type, version, &payload), Ok(event));
+        }
+    }
+
     #[test]
     fn unknown_types_future_versions_and_garbage_are_typed_errors() {
         let codec = EventCodec::current();

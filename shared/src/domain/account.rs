@@ -79,14 +79,18 @@ impl Account {
         };
         match event {
             AccountEvent::Opened { .. } => unreachable!("handled above"),
-            AccountEvent::Deposited { amount, balance_after, .. } | AccountEvent::TransferReceived { amount, balance_after, .. } => {
+            AccountEvent::Deposited { amount, balance_after, .. }
+            | AccountEvent::TransferReceived { amount, balance_after, .. }
+            | AccountEvent::EntryCredited { amount, balance_after, .. } => {
                 let expected = account.balance.checked_add(amount.minor_units()).ok_or(DomainError::BalanceOverflow)?;
                 if expected != *balance_after {
                     return Err(history("balance_after does not match the credit"));
                 }
                 account.balance = expected;
             }
-            AccountEvent::Withdrawn { amount, balance_after, .. } | AccountEvent::TransferSent { amount, balance_after, .. } => {
+            AccountEvent::Withdrawn { amount, balance_after, .. }
+            | AccountEvent::TransferSent { amount, balance_after, .. }
+            | AccountEvent::EntryDebited { amount, balance_after, .. } => {
                 let expected = account.balance.checked_sub(amount.minor_units()).ok_or(DomainError::BalanceOverflow)?;
                 if expected != *balance_after {
                     return Err(history("balance_after does not match the debit"));

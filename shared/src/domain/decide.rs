@@ -223,7 +223,7 @@ fn expiries(account: &Account, at: DateTime<Utc>) -> Vec<AccountEvent> {
         .collect()
 }
 
-fn ensure_can_move_money(account: &Account) -> Result<(), DomainError> {
+pub(super) fn ensure_can_move_money(account: &Account) -> Result<(), DomainError> {
     match account.status {
         AccountStatus::Open => Ok(()),
         AccountStatus::Frozen => Err(DomainError::AccountFrozen),
@@ -231,7 +231,7 @@ fn ensure_can_move_money(account: &Account) -> Result<(), DomainError> {
     }
 }
 
-fn credit(account: &Account, amount: Amount) -> Result<i64, DomainError> {
+pub(super) fn credit(account: &Account, amount: Amount) -> Result<i64, DomainError> {
     account.balance.checked_add(amount.minor_units()).ok_or(DomainError::BalanceOverflow)
 }
 
@@ -250,7 +250,7 @@ fn ensure_available(account: &Account, amount: Amount, at: DateTime<Utc>) -> Res
 }
 
 /// A debit of money not reserved by a hold: decided on the available balance.
-fn debit(account: &Account, amount: Amount, at: DateTime<Utc>) -> Result<i64, DomainError> {
+pub(super) fn debit(account: &Account, amount: Amount, at: DateTime<Utc>) -> Result<i64, DomainError> {
     ensure_available(account, amount, at)?;
     account.balance.checked_sub(amount.minor_units()).ok_or(DomainError::BalanceOverflow)
 }

@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-use super::HoldStatus;
+use super::{Currency, HoldStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
@@ -56,6 +56,12 @@ pub enum DomainError {
     ActiveHolds(usize),
     #[error("the account already has the maximum of {0} active holds")]
     TooManyHolds(usize),
+    #[error("{0}")]
+    InvalidEntry(String),
+    #[error("the entry's debits and credits in {0} do not add up")]
+    UnbalancedEntry(Currency),
+    #[error("the account is in {account}, its leg in {leg}")]
+    CurrencyMismatch { account: Currency, leg: Currency },
 }
 
 impl DomainError {
@@ -67,7 +73,8 @@ impl DomainError {
             | Self::InvalidOverdraftLimit(_)
             | Self::InvalidOwner
             | Self::InvalidReference
-            | Self::InvalidHoldLifetime(_) => "validation_failed",
+            | Self::InvalidHoldLifetime(_)
+            | Self::InvalidEntry(_) => "validation_failed",
             Self::AccountAlreadyExists => "account_already_exists",
             Self::AccountNotFound => "account_not_found",
             Self::InsufficientFunds { .. } => "insufficient_funds",
@@ -83,6 +90,8 @@ impl DomainError {
             Self::CaptureExceedsHold { .. } => "capture_exceeds_hold",
             Self::ActiveHolds(_) => "active_holds",
             Self::TooManyHolds(_) => "too_many_holds",
+            Self::UnbalancedEntry(_) => "unbalanced_entry",
+            Self::CurrencyMismatch { .. } => "currency_mismatch",
         }
     }
 
@@ -102,6 +111,8 @@ impl DomainError {
                 | Self::CaptureExceedsHold { .. }
                 | Self::ActiveHolds(_)
                 | Self::TooManyHolds(_)
+                | Self::UnbalancedEntry(_)
+                | Self::CurrencyMismatch { .. }
         )
     }
 }

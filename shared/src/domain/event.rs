@@ -101,6 +101,24 @@ pub enum AccountEvent {
         amount: Amount,
         at: DateTime<Utc>,
     },
+    /// This account's debit leg of an entry (see `domain::entry`): the
+    /// entry's other legs are on their own accounts' streams, under the
+    /// same entry id, appended in the same transaction.
+    EntryDebited {
+        entry_id: Uuid,
+        amount: Amount,
+        balance_after: i64,
+        reference: Option<Reference>,
+        at: DateTime<Utc>,
+    },
+    /// This account's credit leg of an entry.
+    EntryCredited {
+        entry_id: Uuid,
+        amount: Amount,
+        balance_after: i64,
+        reference: Option<Reference>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Where a captured hold's money went inside the ledger.
@@ -126,6 +144,8 @@ impl AccountEvent {
             Self::HoldCaptured { .. } => "HoldCaptured",
             Self::HoldReleased { .. } => "HoldReleased",
             Self::HoldExpired { .. } => "HoldExpired",
+            Self::EntryDebited { .. } => "EntryDebited",
+            Self::EntryCredited { .. } => "EntryCredited",
         }
     }
 
@@ -133,7 +153,7 @@ impl AccountEvent {
     pub const CLOSED_TYPE: &'static str = "AccountClosed";
 
     /// Every event type name, for decoders that reject unknown types.
-    pub const EVENT_TYPES: [&'static str; 12] = [
+    pub const EVENT_TYPES: [&'static str; 14] = [
         "AccountOpened",
         "MoneyDeposited",
         "MoneyWithdrawn",
@@ -146,6 +166,8 @@ impl AccountEvent {
         "HoldCaptured",
         "HoldReleased",
         "HoldExpired",
+        "EntryDebited",
+        "EntryCredited",
     ];
 
     /// When it happened.
@@ -162,7 +184,9 @@ impl AccountEvent {
             | Self::HoldPlaced { at, .. }
             | Self::HoldCaptured { at, .. }
             | Self::HoldReleased { at, .. }
-            | Self::HoldExpired { at, .. } => *at,
+            | Self::HoldExpired { at, .. }
+            | Self::EntryDebited { at, .. }
+            | Self::EntryCredited { at, .. } => *at,
         }
     }
 
@@ -176,7 +200,17 @@ impl AccountEvent {
                 | Self::TransferSent { .. }
                 | Self::TransferReceived { .. }
                 | Self::HoldCaptured { .. }
+                | Self::EntryDebited { .. }
+                | Self::EntryCredited { .. }
         )
+    }
+
+    /// The entry an event is a leg of, if any.
+    pub fn entry_id(&self) -> Option<Uuid> {
+        match self {
+            Self::EntryDebited { entry_id, .. } | Self::EntryCredited { entry_id, .. } => Some(*entry_id),
+            _ => None,
+        }
     }
 
     /// The hold an event is about, if any.

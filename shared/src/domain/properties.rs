@@ -2,8 +2,10 @@
 //!
 //! Whatever the sequence, every balance stays at or above minus its overdraft
 //! limit and so does every available balance (holds never reserve money the
-//! account does not have), transfers and captures conserve money (the total
-//! equals deposits minus withdrawals and captures out of the ledger), a
+//! account does not have), transfers, captures and entries conserve money
+//! per currency (each currency's total equals its deposits minus its
+//! withdrawals and captures out of the ledger), an entry applies to all its
+//! accounts or to none, a
 //! closed account stays closed, every hold placed ends at most once and
 //! captured + released + expired + active = placed, and replaying each
 //! account's events reproduces its state exactly.
@@ -31,6 +33,9 @@ enum Op {
     Expire(usize),
     /// Let this many seconds pass.
     Wait(u32),
+    /// An entry: each (account, amount, is a debit) a leg, balanced per
+    /// currency where the legs allow it (else refused as unbalanced).
+    Entry(Vec<(usize, i64, bool)>),
 }
 
 const ACCOUNTS: usize = 4;
@@ -50,17 +55,20 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (index.clone(), 0usize..8, proptest::option::of(1i64..60), proptest::option::of(index.clone()))
             .prop_map(|(i, n, a, to)| Op::Capture(i, n, a, to)),
         2 => (index.clone(), 0usize..8).prop_map(|(i, n)| Op::Release(i, n)),
-        1 => index.prop_map(Op::Expire),
+        1 => index.clone().prop_map(Op::Expire),
         1 => (1u32..120).prop_map(Op::Wait),
+        5 => proptest::collection::vec((index, prop_oneof![1i64..60, 1i64..=MAX_AMOUNT / 4], any::<bool>()), 2..=ACCOUNTS)
+            .prop_map(Op::Entry),
     ]
 }
 
 struct Ledger {
     states: Vec<Account>,
     histories: Vec<Vec<AccountEvent>>,
-    deposited: i128,
-    /// Withdrawals and captures out of the ledger.
-    withdrawn: i128,
+    /// Per currency (EUR, USD): deposits.
+    deposited: [i128; 2],
+    /// Per currency: withdrawals and captures out of the ledger.
+    withdrawn: [i128; 2],
     /// Every hold placed, per account, in order.
     placed: Vec<Vec<Uuid>>,
     /// The clock, in seconds after the start.
@@ -70,7 +78,7 @@ struct Ledger {
 impl Ledger {
     fn new(overdraft_limits: &[i64]) -> Self {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let mut ledger = Ledger { states: vec![], histories: vec![], deposited: 0, withdrawn: 0, placed: vec![vec![]; ACCOUNTS], now: 0 };
+        let mut ledger = Ledger { states: vec![], histories: vec![], deposited: [0; 2], withdrawn: [0; 2], placed: vec![vec![]; ACCOUNTS], now: 0 };
         for (i, limit) in overdraft_limits.iter().enumerate() {
             // The last account is in another currency, so mismatches happen too.
             let currency = if i == ACCOUNTS - 1 { "USD" } else { "EUR" };
@@ -109,12 +117,12 @@ impl Ledger {
         match *op {
             Op::Deposit(i, a) => {
                 if single(i, AccountCommand::Deposit { amount: Amount::new(a).unwrap(), reference: None }, self).is_ok() {
-                    self.deposited += i128::from(a);
+                    self.deposited[self.currency_index(i)] += i128::from(a);
                 }
             }
             Op::Withdraw(i, a) => {
                 if single(i, AccountCommand::Withdraw { amount: Amount::new(a).unwrap(), reference: None }, self).is_ok() {
-                    self.withdrawn += i128::from(a);
+                    self.withdrawn[self.currency_index(i)] += i128::from(a);
                 }
             }
             Op::Transfer(i, j, a) => {
@@ -160,7 +168,7 @@ impl Ledger {
                 match to {
                     None => {
                         if single(i, AccountCommand::CaptureHold { hold_id, amount, reference: None }, self).is_ok() {
-                            self.withdrawn += i128::from(before - self.states[i].balance);
+                            self.withdrawn[self.currency_index(i)] += i128::from(before - self.states[i].balance);
                         }
                     }
                     Some(j) => {
@@ -190,6 +198,42 @@ impl Ledger {
                 assert!(self.states[i].holds.iter().all(|h| h.is_live(at)), "every due hold's expiry is recorded");
             }
             Op::Wait(seconds) => self.now += i64::from(seconds),
+            Op::Entry(ref legs) => self.entry(legs, step),
+        }
+    }
+
+    fn currency_index(&self, i: usize) -> usize {
+        usize::from(self.states[i].currency.as_str() == "USD")
+    }
+
+    /// Builds an entry from random legs (the first leg of each account
+    /// wins), balancing each currency on its last leg of the other side
+    /// where there is one, and applies it all or not at all.
+    fn entry(&mut self, legs: &[(usize, i64, bool)], step: u32) {
+        let mut seen = [false; ACCOUNTS];
+        let mut legs: Vec<(usize, i64, bool)> = legs.iter().copied().filter(|(i, ..)| !std::mem::replace(&mut seen[*i], true)).collect();
+        for usd in [false, true] {
+            let of_currency = |(i, ..): &(usize, i64, bool)| (self.currency_index(*i) == 1) == usd;
+            let net: i64 = legs.iter().filter(|l| of_currency(l)).map(|(_, a, debit)| if *debit { *a } else { -*a }).sum();
+            // Debits exceed credits: add to the last credit (and the reverse).
+            if let Some(last) = legs.iter_mut().rev().find(|l| of_currency(l) && l.2 == (net < 0)) {
+                last.1 += net.abs();
+            }
+        }
+        let to_leg = |(i, a, _): &(usize, i64, bool)| Leg { account_id: self.states[*i].id, amount: Amount::new(*a).unwrap(), currency: self.states[*i].currency };
+        let debits = legs.iter().filter(|l| l.2).map(to_leg).collect();
+        let credits = legs.iter().filter(|l| !l.2).map(to_leg).collect();
+        let Ok(entry) = EntryCommand::new(Uuid::from_u128(u128::from(step) + 3_000_000), debits, credits, None) else { return };
+        let before: Vec<u64> = self.states.iter().map(|a| a.version).collect();
+        let Ok(events) = decide_entry(&entry, |id| self.states.iter().find(|a| a.id == id), self.at()) else {
+            // All or nothing: a refused entry changed no account.
+            assert_eq!(before, self.states.iter().map(|a| a.version).collect::<Vec<_>>());
+            return;
+        };
+        assert_eq!(events.len(), legs.len(), "one event per leg");
+        for (account_id, event) in events {
+            let i = self.states.iter().position(|a| a.id == account_id).expect("a leg's account");
+            self.record(i, vec![event]);
         }
     }
 
@@ -253,10 +297,11 @@ proptest! {
                 }
             }
         }
-        // Money is conserved: only deposits, withdrawals and captures out of
-        // the ledger change the total.
+        // Money is conserved per currency: only deposits, withdrawals and
+        // captures out of the ledger change a currency's total.
         let (eur, usd) = ledger.total_per_currency();
-        prop_assert_eq!(eur + usd, ledger.deposited - ledger.withdrawn);
+        prop_assert_eq!(eur, ledger.deposited[0] - ledger.withdrawn[0]);
+        prop_assert_eq!(usd, ledger.deposited[1] - ledger.withdrawn[1]);
         for (state, history) in ledger.states.iter().zip(&ledger.histories) {
             let replayed = Account::replay(None, history).unwrap().unwrap();
             prop_assert_eq!(&replayed, state);

@@ -20,6 +20,10 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: String,
+    /// The account a refusal is about, where a request names several (an
+    /// entry's legs): always one the caller named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<uuid::Uuid>,
 }
 
 /// A refusal or failure on its way to becoming a problem+json response.
@@ -30,11 +34,13 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds, for 503 and 409 answers a client may retry.
     pub retry_after: Option<u32>,
+    /// See [`Problem::account_id`].
+    pub account_id: Option<uuid::Uuid>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), retry_after: None }
+        Self { status, code, detail: detail.into(), retry_after: None, account_id: None }
     }
 
     pub fn validation(detail: impl Into<String>) -> Self {
@@ -68,6 +74,11 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred; it has been logged")
     }
 
+    /// The same refusal, naming the account it is about.
+    pub fn about_account(self, account_id: uuid::Uuid) -> Self {
+        Self { account_id: Some(account_id), ..self }
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("urn:ledgerline:problem:{}", self.code),
@@ -75,6 +86,7 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
+            account_id: self.account_id,
         }
     }
 
@@ -91,7 +103,8 @@ impl From<DomainError> for ApiError {
             | DomainError::InvalidOverdraftLimit(_)
             | DomainError::InvalidOwner
             | DomainError::InvalidReference
-            | DomainError::InvalidHoldLifetime(_) => StatusCode::BAD_REQUEST,
+            | DomainError::InvalidHoldLifetime(_)
+            | DomainError::InvalidEntry(_) => StatusCode::BAD_REQUEST,
             DomainError::AccountNotFound | DomainError::HoldNotFound => StatusCode::NOT_FOUND,
             DomainError::AccountAlreadyExists => StatusCode::CONFLICT,
             DomainError::InvalidHistory(_) => {

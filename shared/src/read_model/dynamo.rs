@@ -893,6 +893,9 @@ fn transaction_item(account_id: Uuid, row: &TransactionView) -> HashMap<String, 
     if let Some(id) = row.transfer_id {
         item.insert("transfer_id".into(), string(id));
     }
+    if let Some(id) = row.entry_id {
+        item.insert("entry_id".into(), string(id));
+    }
     if let Some(id) = row.hold_id {
         item.insert("hold_id".into(), string(id));
     }
@@ -995,6 +998,7 @@ fn transaction_from_item(item: &Item) -> Result<TransactionView, ReadModelError>
         counterparty_account_id: optional_text(item, "counterparty_account_id").and_then(|s| s.parse().ok()),
         transfer_id: optional_text(item, "transfer_id").and_then(|s| s.parse().ok()),
         hold_id: optional_text(item, "hold_id").and_then(|s| s.parse().ok()),
+        entry_id: optional_text(item, "entry_id").and_then(|s| s.parse().ok()),
         reference: optional_text(item, "reference").map(str::to_owned),
         occurred_at: time(item, "occurred_at")?,
     })

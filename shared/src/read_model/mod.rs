@@ -167,6 +167,10 @@ pub enum TransactionKind {
     Withdrawal,
     TransferIn,
     TransferOut,
+    /// A debit leg of an entry (money out).
+    EntryDebit,
+    /// A credit leg of an entry (money in).
+    EntryCredit,
 }
 
 impl TransactionKind {
@@ -176,11 +180,13 @@ impl TransactionKind {
             Self::Withdrawal => "withdrawal",
             Self::TransferIn => "transfer_in",
             Self::TransferOut => "transfer_out",
+            Self::EntryDebit => "entry_debit",
+            Self::EntryCredit => "entry_credit",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Deposit, Self::Withdrawal, Self::TransferIn, Self::TransferOut].into_iter().find(|k| k.as_str() == text)
+        [Self::Deposit, Self::Withdrawal, Self::TransferIn, Self::TransferOut, Self::EntryDebit, Self::EntryCredit].into_iter().find(|k| k.as_str() == text)
     }
 }
 
@@ -196,6 +202,8 @@ pub struct TransactionView {
     pub transfer_id: Option<Uuid>,
     /// A capture of a hold: the hold.
     pub hold_id: Option<Uuid>,
+    /// A leg of an entry: the entry (its other legs are on their accounts).
+    pub entry_id: Option<Uuid>,
     pub reference: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
@@ -281,6 +289,7 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
             counterparty_account_id: counterparty,
             transfer_id,
             hold_id: event.hold_id(),
+            entry_id: event.entry_id(),
             reference: reference.as_ref().map(|r| r.as_str().to_owned()),
             occurred_at: event.occurred_at(),
         })
@@ -338,6 +347,14 @@ pub fn change_for(account_id: Uuid, version: u64, event: &AccountEvent) -> Chang
                 Some(*transfer_id),
                 reference,
             ),
+        ),
+        AccountEvent::EntryDebited { amount, balance_after, reference, .. } => update(
+            AccountUpdate::Balance(*balance_after),
+            movement(TransactionKind::EntryDebit, amount.minor_units(), *balance_after, None, None, reference),
+        ),
+        AccountEvent::EntryCredited { amount, balance_after, reference, .. } => update(
+            AccountUpdate::Balance(*balance_after),
+            movement(TransactionKind::EntryCredit, amount.minor_units(), *balance_after, None, None, reference),
         ),
         AccountEvent::Frozen { .. } => update(AccountUpdate::Status(AccountStatus::Frozen), None),
         AccountEvent::Unfrozen { .. } => update(AccountUpdate::Status(AccountStatus::Open), None),
@@ -602,8 +619,31 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_leg_is_a_movement_that_names_its_entry() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let (account, entry) = (Uuid::from_u128(1), Uuid::from_u128(0xE));
+        let debited =
+            AccountEvent::EntryDebited { entry_id: entry, amount: Amount::new(7).unwrap(), balance_after: 3, reference: None, at };
+        let Change::Update { transaction: Some(row), update: AccountUpdate::Balance(3), .. } = change_for(account, 4, &debited) else {
+            panic!("a debit leg moves money")
+        };
+        assert_eq!((row.kind, row.amount, row.entry_id, row.transfer_id, row.counterparty_account_id), (TransactionKind::EntryDebit, 7, Some(entry), None, None));
+        let credited =
+            AccountEvent::EntryCredited { entry_id: entry, amount: Amount::new(7).unwrap(), balance_after: 7, reference: None, at };
+        let Change::Update { transaction: Some(row), .. } = change_for(account, 2, &credited) else { panic!("a credit leg moves money") };
+        assert_eq!((row.kind, row.balance_after, row.entry_id), (TransactionKind::EntryCredit, 7, Some(entry)));
+    }
+
+    #[test]
     fn kinds_have_stable_names() {
-        for kind in [TransactionKind::Deposit, TransactionKind::Withdrawal, TransactionKind::TransferIn, TransactionKind::TransferOut] {
+        for kind in [
+            TransactionKind::Deposit,
+            TransactionKind::Withdrawal,
+            TransactionKind::TransferIn,
+            TransactionKind::TransferOut,
+            TransactionKind::EntryDebit,
+            TransactionKind::EntryCredit,
+        ] {
             assert_eq!(TransactionKind::parse(kind.as_str()), Some(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

@@ -33,6 +33,7 @@ macro_rules! read_model_tests {
             holds_are_listed_newest_first_by_status_as_of_a_moment,
             a_run_places_and_ends_holds_in_one_account_write,
             replace_writes_the_holds_a_fold_touched,
+            an_entry_leg_is_a_movement_naming_its_entry,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -404,4 +405,20 @@ pub async fn replace_writes_the_holds_a_fold_touched(factory: &dyn Factory) {
     }
     assert!(!store.replace(older.view.as_ref().unwrap(), &older.rows, &older.holds).await.unwrap());
     assert_eq!(store.hold(account, ended_later, true).await.unwrap().unwrap().status, HoldStatus::Released);
+}
+
+pub async fn an_entry_leg_is_a_movement_naming_its_entry(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let (account, entry) = (Uuid::new_v4(), Uuid::now_v7());
+    store.apply(&opened(account, "alice")).await.unwrap();
+    let credited = AccountEvent::EntryCredited { entry_id: entry, amount: Amount::new(80).unwrap(), balance_after: 80, reference: None, at: at(2) };
+    assert_eq!(store.apply(&change_for(account, 2, &credited)).await.unwrap(), ApplyOutcome::Applied);
+    let debited = AccountEvent::EntryDebited { entry_id: entry, amount: Amount::new(30).unwrap(), balance_after: 50, reference: None, at: at(3) };
+    store.apply(&change_for(account, 3, &debited)).await.unwrap();
+    assert_eq!(store.account(account, true).await.unwrap().unwrap().balance, 50);
+    let rows = store.transactions(account, 10, None, true).await.unwrap().items;
+    assert_eq!(
+        rows.iter().map(|r| (r.kind, r.amount, r.balance_after, r.entry_id)).collect::<Vec<_>>(),
+        vec![(TransactionKind::EntryDebit, 30, 50, Some(entry)), (TransactionKind::EntryCredit, 80, 80, Some(entry))]
+    );
 }

@@ -58,6 +58,9 @@ fn valid_body(template: &str, account: Uuid, target: Uuid) -> String {
     match template {
         "/accounts" => r#"{"currency":"EUR"}"#.into(),
         "/transfers" => format!(r#"{{"from_account_id":"{account}","to_account_id":"{target}","amount":10}}"#),
+        "/entries" => format!(
+            r#"{{"debits":[{{"account_id":"{account}","amount":10,"currency":"EUR"}}],"credits":[{{"account_id":"{target}","amount":10,"currency":"EUR"}}]}}"#
+        ),
         "/accounts/{id}/deposits" | "/accounts/{id}/withdrawals" | HOLDS => r#"{"amount":10}"#.into(),
         CAPTURE => r#"{"amount":5}"#.into(),
         _ => "{}".into(),
@@ -215,7 +218,18 @@ async fn every_documented_command_response_conforms_to_the_document() {
     assert_eq!(id(&sent, "/to/account_id"), b);
     let to_self = post("/transfers", ALICE, Some(&key()), &valid_body("/transfers", a, a));
     api.expect(422, "/transfers", to_self).await;
+    // Entries: 201 (only the caller's account in `accounts`), and a refusal
+    // from the request alone and one on an account's state.
+    let entry = body(&api.expect(201, "/entries", post("/entries", ALICE, Some(&key()), &valid_body("/entries", a, b))).await);
+    assert_eq!(entry["accounts"].as_array().map(|accounts| accounts.len()), Some(1), "{entry}");
+    let unbalanced = format!(
+        r#"{{"debits":[{{"account_id":"{a}","amount":10,"currency":"EUR"}}],"credits":[{{"account_id":"{b}","amount":9,"currency":"EUR"}}]}}"#
+    );
+    let refused = api.expect(422, "/entries", post("/entries", ALICE, Some(&key()), &unbalanced)).await;
+    assert_eq!(code(&refused), "unbalanced_entry");
     let z = api.open(ALICE).await;
+    let short = api.expect(422, "/entries", post("/entries", ALICE, Some(&key()), &valid_body("/entries", z, b))).await;
+    assert_eq!((code(&short), body(&short)["account_id"].as_str()), ("insufficient_funds".into(), Some(z.to_string().as_str())));
     let overdrawn = post(&concrete("/accounts/{id}/withdrawals", z), ALICE, Some(&key()), r#"{"amount":1}"#);
     api.expect(422, "/accounts/{id}/withdrawals", overdrawn).await;
 
@@ -275,7 +289,7 @@ async fn every_documented_command_response_conforms_to_the_document() {
     }
 
     // What every route answers alike: 400, 401, 404, 413, 415, 503.
-    for template in ["/accounts", "/transfers"].into_iter().chain(ROUTES_WITH_ID) {
+    for template in ["/accounts", "/transfers", "/entries"].into_iter().chain(ROUTES_WITH_ID) {
         let path = concrete(template, a);
         let body = valid_body(template, a, b);
         api.expect(401, template, post(&path, NOBODY, Some(&key()), &body)).await;
@@ -305,6 +319,7 @@ async fn every_documented_command_response_conforms_to_the_document() {
         "/accounts/{id}/deposits",
         "/accounts/{id}/withdrawals",
         "/transfers",
+        "/entries",
         "/accounts/{id}/freeze",
         "/accounts/{id}/unfreeze",
         "/accounts/{id}/close",
