@@ -564,7 +564,8 @@ pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settin
     let http = HttpClient::new(base_url);
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let (customer, merchant, bank) = (format!("customer-{run_id}"), format!("merchant-{run_id}"), format!("bank-{run_id}"));
-    let (customer_token, merchant_token, bank_token) = (minter.mint(&customer, false), minter.mint(&merchant, false), minter.mint(&bank, false));
+    let (customer_token, merchant_token, bank_token) =
+        (minter.mint(&customer, false), minter.mint(&merchant, false), minter.mint(&bank, false));
     let admin_token = minter.mint(&format!("ops-{run_id}"), true);
     let s = Steps { http: http.clone(), settings: settings.clone(), run_id };
     let mut euros = s.open(&customer_token, &customer).await;
@@ -578,12 +579,16 @@ pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settin
     let leg = |account: &Expected, amount: i64, currency: &str| json!({"account_id": account.id, "amount": amount, "currency": currency});
 
     // A payment and its fee, all or nothing.
-    let payment = json!({"debits": [leg(&euros, 105, "EUR")], "credits": [leg(&shop, 100, "EUR"), leg(&fees, 5, "EUR")], "reference": "order 1042"});
+    let payment =
+        json!({"debits": [leg(&euros, 105, "EUR")], "credits": [leg(&shop, 100, "EUR"), leg(&fees, 5, "EUR")], "reference": "order 1042"});
     let paid = s.post_settled("/entries", &customer_token, &s.key("payment"), &payment).await;
     expect(&paid, StatusCode::CREATED, "pay with a fee in one entry");
     let entry_id = paid.body["entry_id"].as_str().expect("an entry id").to_owned();
     assert_eq!(paid.body["accounts"].as_array().map(Vec::len), Some(1), "only the payer's own account: {paid:?}");
-    assert_eq!((paid.body["accounts"][0]["account_id"].as_str(), int(&paid.body["accounts"][0]["balance"])), (Some(euros.id.as_str()), 895));
+    assert_eq!(
+        (paid.body["accounts"][0]["account_id"].as_str(), int(&paid.body["accounts"][0]["balance"])),
+        (Some(euros.id.as_str()), 895)
+    );
     let read = s.read_at(&customer_token, &euros.id, version(&paid.body["accounts"][0])).await;
     assert_eq!(int(&read["balance"]), 895, "the payer read back: {read}");
     let read = s.read_at(&merchant_token, &shop.id, 2).await;

@@ -275,7 +275,8 @@ async fn client(
                 let credits = count - debits;
                 let mut legs: Vec<(String, i64)> = picked[..debits].iter().map(|a| (a.clone(), -per_debit)).collect();
                 for (n, c) in picked[debits..].iter().enumerate() {
-                    let share = if n + 1 == credits { total - (total / credits as i64) * (credits as i64 - 1) } else { total / credits as i64 };
+                    let share =
+                        if n + 1 == credits { total - (total / credits as i64) * (credits as i64 - 1) } else { total / credits as i64 };
                     legs.push((c.clone(), share));
                 }
                 let leg = |(account, amount): &(String, i64)| json!({"account_id": account, "amount": amount.abs(), "currency": "EUR"});
@@ -446,7 +447,15 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
         }
         let expected: Vec<(String, i64, u64)> =
             accounts.iter().map(|id| (id.clone(), books.balance[id], 1 + books.events.get(id).copied().unwrap_or(0))).collect();
-        (expected, books.deposited, books.withdrawn, books.refused, books.hold_fates.clone(), books.movements.clone(), books.entries.clone())
+        (
+            expected,
+            books.deposited,
+            books.withdrawn,
+            books.refused,
+            books.hold_fates.clone(),
+            books.movements.clone(),
+            books.entries.clone(),
+        )
     };
     assert!(!entries.is_empty(), "entries were exercised");
     let fate_counts = |fate: &str| hold_fates.values().filter(|(_, f, _)| *f == fate).count();

@@ -125,7 +125,10 @@ async fn the_full_stack_passes_the_scenario_and_survives_broker_and_redis_restar
     let report = scenario::run_with(&served.base_url, minter.as_ref(), &settings).await;
     assert_eq!(report.alice_final.0 + report.bob_final.0, 14_007);
     // Entries run while the holds scenario waits for its hold to expire.
-    tokio::join!(scenario::holds(&served.base_url, minter.as_ref(), &settings), scenario::entries(&served.base_url, minter.as_ref(), &settings));
+    tokio::join!(
+        scenario::holds(&served.base_url, minter.as_ref(), &settings),
+        scenario::entries(&served.base_url, minter.as_ref(), &settings)
+    );
     let http = HttpClient::new(&served.base_url);
     let token = minter.mint(&report.alice, false);
     let id = report.alice_account.clone();

@@ -457,7 +457,11 @@ async fn main() {
         for name in ["entry, 2 legs", "entry, 16 legs"] {
             let mut each: Vec<f64> = ratios["transfer"].iter().zip(&ratios[name]).map(|(transfer, entry)| transfer / entry).collect();
             each.sort_by(f64::total_cmp);
-            println!("concurrency {concurrency:>2}  {name:<15} costs {:.2}x a transfer (median of {} rounds)", each[each.len() / 2], each.len());
+            println!(
+                "concurrency {concurrency:>2}  {name:<15} costs {:.2}x a transfer (median of {} rounds)",
+                each[each.len() / 2],
+                each.len()
+            );
         }
     }
     for (lock_first, shape) in [(false, "the default"), (true, "lock every attempt")] {

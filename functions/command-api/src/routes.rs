@@ -486,7 +486,11 @@ async fn post_entry(State(state): State<AppState>, inbound: Inbound) -> Result<A
             entry_id: entry.entry_id(),
             legs: entry.legs().map(|(side, leg)| LegView::new(side, leg)).collect(),
             // Only the caller's own accounts; the others are named by id in `legs`.
-            accounts: changes.iter().filter(|c| caller.may_act_for(c.after.owner_id.as_str())).map(|c| BalanceView::at(&c.after, at)).collect(),
+            accounts: changes
+                .iter()
+                .filter(|c| caller.may_act_for(c.after.owner_id.as_str()))
+                .map(|c| BalanceView::at(&c.after, at))
+                .collect(),
         };
         Ok(Decision::Commit { changes, answer: Answer::json(StatusCode::CREATED, &view) })
     })

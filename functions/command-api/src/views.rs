@@ -158,6 +158,11 @@ pub struct LegView {
 
 impl LegView {
     pub fn new(side: LegSide, leg: &Leg) -> Self {
-        Self { account_id: leg.account_id, side: side.as_str().to_owned(), amount: leg.amount.minor_units(), currency: leg.currency.to_string() }
+        Self {
+            account_id: leg.account_id,
+            side: side.as_str().to_owned(),
+            amount: leg.amount.minor_units(),
+            currency: leg.currency.to_string(),
+        }
     }
 }

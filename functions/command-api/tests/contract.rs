@@ -172,14 +172,28 @@ async fn the_samples_run_in_order_against_the_router() {
     let (status, entry) = send_sample(&api, "post-entry", &with_fees).await;
     assert_eq!(status, 201, "{entry}");
     assert_eq!(entry["legs"].as_array().map(Vec::len), Some(3), "{entry}");
-    assert_eq!(entry["accounts"], json!([{"account_id": account, "balance": 90, "held": 0, "available_balance": 90, "version": entry["accounts"][0]["version"]}]));
+    assert_eq!(
+        entry["accounts"],
+        json!([{"account_id": account, "balance": 90, "held": 0, "available_balance": 90, "version": entry["accounts"][0]["version"]}])
+    );
     // Every sample on disk was sent.
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo_file("events/command-api"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
         .collect();
-    let sent =
-        ["open-account", "deposit", "withdraw", "transfer", "freeze", "unfreeze", "close", "place-hold", "capture-hold", "release-hold", "post-entry"];
+    let sent = [
+        "open-account",
+        "deposit",
+        "withdraw",
+        "transfer",
+        "freeze",
+        "unfreeze",
+        "close",
+        "place-hold",
+        "capture-hold",
+        "release-hold",
+        "post-entry",
+    ];
     assert_eq!(on_disk, sent.into_iter().map(String::from).collect(), "every sample is sent here");
     // The open sample carries an Idempotency-Key: sending it again opens nothing new.
     let (_, again) = send_sample(&api, "open-account", &[]).await;

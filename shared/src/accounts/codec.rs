@@ -182,7 +182,13 @@ mod tests {
             reference: Some(Reference::new("fee").unwrap()),
             at,
         };
-        let credited = AccountEvent::EntryCredited { entry_id: Uuid::from_u128(0xE), amount: Amount::new(50).unwrap(), balance_after: 50, reference: None, at };
+        let credited = AccountEvent::EntryCredited {
+            entry_id: Uuid::from_u128(0xE),
+            amount: Amount::new(50).unwrap(),
+            balance_after: 50,
+            reference: None,
+            at,
+        };
         let hex = |event: &AccountEvent| -> String { EventCodec::current().encode(event).2.iter().map(|b| format!("{b:02x}")).collect() };
         assert_eq!(hex(&debited), "0c100000000000000000000000000000000efb340863010366656514323032362d30312d30315430303a30303a30305a");
         assert_eq!(hex(&credited), "0d100000000000000000000000000000000e64640014323032362d30312d30315430303a30303a30305a");

@@ -79,7 +79,9 @@ impl EntryCommand {
         }
         let count = debits.len() + credits.len();
         if count > MAX_ENTRY_ACCOUNTS {
-            return Err(DomainError::InvalidEntry(format!("an entry moves money among at most {MAX_ENTRY_ACCOUNTS} accounts, got {count}")));
+            return Err(DomainError::InvalidEntry(format!(
+                "an entry moves money among at most {MAX_ENTRY_ACCOUNTS} accounts, got {count}"
+            )));
         }
         let mut seen = HashSet::with_capacity(count);
         if let Some(twice) = debits.iter().chain(&credits).find(|leg| !seen.insert(leg.account_id)) {
@@ -168,13 +170,25 @@ pub fn decide_entry<'a>(
         let balance_after = super::decide::debit(payer, leg.amount, at).map_err(|e| refuse(leg, e))?;
         events.push((
             leg.account_id,
-            AccountEvent::EntryDebited { entry_id: entry.entry_id, amount: leg.amount, balance_after, reference: entry.reference.clone(), at },
+            AccountEvent::EntryDebited {
+                entry_id: entry.entry_id,
+                amount: leg.amount,
+                balance_after,
+                reference: entry.reference.clone(),
+                at,
+            },
         ));
     }
     for (leg, balance_after) in credits {
         events.push((
             leg.account_id,
-            AccountEvent::EntryCredited { entry_id: entry.entry_id, amount: leg.amount, balance_after, reference: entry.reference.clone(), at },
+            AccountEvent::EntryCredited {
+                entry_id: entry.entry_id,
+                amount: leg.amount,
+                balance_after,
+                reference: entry.reference.clone(),
+                at,
+            },
         ));
     }
     Ok(events)

@@ -36,7 +36,10 @@ fn opened(id: Uuid, code: &str) -> AccountEvent {
 }
 
 fn funded(id: Uuid, code: &str, minor_units: i64) -> Vec<AccountEvent> {
-    vec![opened(id, code), AccountEvent::Deposited { amount: Amount::new(minor_units).unwrap(), balance_after: minor_units, reference: None, at: at() }]
+    vec![
+        opened(id, code),
+        AccountEvent::Deposited { amount: Amount::new(minor_units).unwrap(), balance_after: minor_units, reference: None, at: at() },
+    ]
 }
 
 fn entry(debits: Vec<Leg>, credits: Vec<Leg>) -> Result<EntryCommand, DomainError> {
@@ -67,11 +70,23 @@ fn refused(account_id: Uuid, error: DomainError) -> Result<Vec<(Uuid, AccountEve
 }
 
 fn debited(id: Uuid, minor_units: i64, balance_after: i64) -> (Uuid, AccountEvent) {
-    (id, AccountEvent::EntryDebited { entry_id: ENTRY, amount: Amount::new(minor_units).unwrap(), balance_after, reference: None, at: at() })
+    (
+        id,
+        AccountEvent::EntryDebited { entry_id: ENTRY, amount: Amount::new(minor_units).unwrap(), balance_after, reference: None, at: at() },
+    )
 }
 
 fn credited(id: Uuid, minor_units: i64, balance_after: i64) -> (Uuid, AccountEvent) {
-    (id, AccountEvent::EntryCredited { entry_id: ENTRY, amount: Amount::new(minor_units).unwrap(), balance_after, reference: None, at: at() })
+    (
+        id,
+        AccountEvent::EntryCredited {
+            entry_id: ENTRY,
+            amount: Amount::new(minor_units).unwrap(),
+            balance_after,
+            reference: None,
+            at: at(),
+        },
+    )
 }
 
 // ---- accepted ----
@@ -87,8 +102,10 @@ fn a_payment_with_a_fee_debits_once_and_credits_twice() {
 fn an_exchange_balances_each_currency_on_its_own() {
     // EUR 100 from the customer to the bank's EUR FX account; USD 108 from
     // the bank's USD FX account to the customer's USD account.
-    let exchange = entry(vec![leg(PAYER, 100, "EUR"), leg(FX_USD, 108, "USD")], vec![leg(FX_EUR, 100, "EUR"), leg(USD_PAYEE, 108, "USD")]).unwrap();
-    let given = given([funded(PAYER, "EUR", 100), funded(FX_USD, "USD", 1_000), vec![opened(FX_EUR, "EUR")], vec![opened(USD_PAYEE, "USD")]]);
+    let exchange =
+        entry(vec![leg(PAYER, 100, "EUR"), leg(FX_USD, 108, "USD")], vec![leg(FX_EUR, 100, "EUR"), leg(USD_PAYEE, 108, "USD")]).unwrap();
+    let given =
+        given([funded(PAYER, "EUR", 100), funded(FX_USD, "USD", 1_000), vec![opened(FX_EUR, "EUR")], vec![opened(USD_PAYEE, "USD")]]);
     assert_eq!(
         given.when(&exchange),
         Ok(vec![debited(PAYER, 100, 0), debited(FX_USD, 108, 892), credited(FX_EUR, 100, 100), credited(USD_PAYEE, 108, 108)])
@@ -109,7 +126,13 @@ fn each_leg_replays_on_its_account_like_any_credit_or_debit() {
 
 #[test]
 fn a_debit_may_use_the_overdraft_but_not_money_a_hold_reserves() {
-    let mut history = vec![AccountEvent::Opened { account_id: PAYER, owner_id: "alice".into(), currency: currency("EUR"), overdraft_limit: 50, at: at() }];
+    let mut history = vec![AccountEvent::Opened {
+        account_id: PAYER,
+        owner_id: "alice".into(),
+        currency: currency("EUR"),
+        overdraft_limit: 50,
+        at: at(),
+    }];
     history.push(AccountEvent::Deposited { amount: Amount::new(100).unwrap(), balance_after: 100, reference: None, at: at() });
     history.push(AccountEvent::HoldPlaced {
         hold_id: Uuid::from_u128(0x40),
@@ -146,7 +169,10 @@ fn e1_at_most_sixteen_accounts() {
 
 #[test]
 fn e1_an_account_appears_once() {
-    assert!(matches!(entry(vec![leg(PAYER, 2, "EUR")], vec![leg(PAYEE, 1, "EUR"), leg(PAYEE, 1, "EUR")]), Err(DomainError::InvalidEntry(_))));
+    assert!(matches!(
+        entry(vec![leg(PAYER, 2, "EUR")], vec![leg(PAYEE, 1, "EUR"), leg(PAYEE, 1, "EUR")]),
+        Err(DomainError::InvalidEntry(_))
+    ));
     assert!(matches!(entry(vec![leg(PAYER, 1, "EUR")], vec![leg(PAYER, 1, "EUR")]), Err(DomainError::InvalidEntry(_))));
 }
 

@@ -78,7 +78,8 @@ struct Ledger {
 impl Ledger {
     fn new(overdraft_limits: &[i64]) -> Self {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let mut ledger = Ledger { states: vec![], histories: vec![], deposited: [0; 2], withdrawn: [0; 2], placed: vec![vec![]; ACCOUNTS], now: 0 };
+        let mut ledger =
+            Ledger { states: vec![], histories: vec![], deposited: [0; 2], withdrawn: [0; 2], placed: vec![vec![]; ACCOUNTS], now: 0 };
         for (i, limit) in overdraft_limits.iter().enumerate() {
             // The last account is in another currency, so mismatches happen too.
             let currency = if i == ACCOUNTS - 1 { "USD" } else { "EUR" };
@@ -220,7 +221,11 @@ impl Ledger {
                 last.1 += net.abs();
             }
         }
-        let to_leg = |(i, a, _): &(usize, i64, bool)| Leg { account_id: self.states[*i].id, amount: Amount::new(*a).unwrap(), currency: self.states[*i].currency };
+        let to_leg = |(i, a, _): &(usize, i64, bool)| Leg {
+            account_id: self.states[*i].id,
+            amount: Amount::new(*a).unwrap(),
+            currency: self.states[*i].currency,
+        };
         let debits = legs.iter().filter(|l| l.2).map(to_leg).collect();
         let credits = legs.iter().filter(|l| !l.2).map(to_leg).collect();
         let Ok(entry) = EntryCommand::new(Uuid::from_u128(u128::from(step) + 3_000_000), debits, credits, None) else { return };

@@ -186,7 +186,9 @@ impl TransactionKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Deposit, Self::Withdrawal, Self::TransferIn, Self::TransferOut, Self::EntryDebit, Self::EntryCredit].into_iter().find(|k| k.as_str() == text)
+        [Self::Deposit, Self::Withdrawal, Self::TransferIn, Self::TransferOut, Self::EntryDebit, Self::EntryCredit]
+            .into_iter()
+            .find(|k| k.as_str() == text)
     }
 }
 
@@ -627,7 +629,10 @@ mod tests {
         let Change::Update { transaction: Some(row), update: AccountUpdate::Balance(3), .. } = change_for(account, 4, &debited) else {
             panic!("a debit leg moves money")
         };
-        assert_eq!((row.kind, row.amount, row.entry_id, row.transfer_id, row.counterparty_account_id), (TransactionKind::EntryDebit, 7, Some(entry), None, None));
+        assert_eq!(
+            (row.kind, row.amount, row.entry_id, row.transfer_id, row.counterparty_account_id),
+            (TransactionKind::EntryDebit, 7, Some(entry), None, None)
+        );
         let credited =
             AccountEvent::EntryCredited { entry_id: entry, amount: Amount::new(7).unwrap(), balance_after: 7, reference: None, at };
         let Change::Update { transaction: Some(row), .. } = change_for(account, 2, &credited) else { panic!("a credit leg moves money") };

@@ -411,9 +411,11 @@ pub async fn an_entry_leg_is_a_movement_naming_its_entry(factory: &dyn Factory) 
     let store = factory.make().await;
     let (account, entry) = (Uuid::new_v4(), Uuid::now_v7());
     store.apply(&opened(account, "alice")).await.unwrap();
-    let credited = AccountEvent::EntryCredited { entry_id: entry, amount: Amount::new(80).unwrap(), balance_after: 80, reference: None, at: at(2) };
+    let credited =
+        AccountEvent::EntryCredited { entry_id: entry, amount: Amount::new(80).unwrap(), balance_after: 80, reference: None, at: at(2) };
     assert_eq!(store.apply(&change_for(account, 2, &credited)).await.unwrap(), ApplyOutcome::Applied);
-    let debited = AccountEvent::EntryDebited { entry_id: entry, amount: Amount::new(30).unwrap(), balance_after: 50, reference: None, at: at(3) };
+    let debited =
+        AccountEvent::EntryDebited { entry_id: entry, amount: Amount::new(30).unwrap(), balance_after: 50, reference: None, at: at(3) };
     store.apply(&change_for(account, 3, &debited)).await.unwrap();
     assert_eq!(store.account(account, true).await.unwrap().unwrap().balance, 50);
     let rows = store.transactions(account, 10, None, true).await.unwrap().items;
