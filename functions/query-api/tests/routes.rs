@@ -155,7 +155,7 @@ async fn transactions_are_newest_first_with_the_documented_shape() {
     assert_eq!(
         page.body["items"][0],
         json!({"version": 4, "kind": "deposit", "amount": 10, "balance_after": 30, "counterparty_account_id": null,
-               "transfer_id": null, "hold_id": null, "reference": "d4", "occurred_at": "2026-03-01T12:00:04Z"})
+               "transfer_id": null, "hold_id": null, "entry_id": null, "reference": "d4", "occurred_at": "2026-03-01T12:00:04Z"})
     );
     assert_eq!(page.body["next_cursor"], json!(null));
 }
