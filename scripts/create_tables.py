@@ -49,8 +49,9 @@ def definitions(template_path):
             "KeySchema": properties["KeySchema"],
             "BillingMode": properties["BillingMode"],
         }
-        if "GlobalSecondaryIndexes" in properties:
-            table["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        for indexes in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if indexes in properties:
+                table[indexes] = properties[indexes]
         yield table
 
 

@@ -18,6 +18,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as text (lossy UTF-8): for answers that are not JSON, such as CSV.
+    pub text: String,
 }
 
 impl Answer {
@@ -81,7 +83,8 @@ impl HttpClient {
             let status = response.status();
             let headers = response.headers().clone();
             let bytes = response.into_body().collect().await.map_err(|error| format!("body: {error}"))?.to_bytes();
-            Ok(Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            Ok(Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), text })
         };
         tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
@@ -94,6 +97,11 @@ impl HttpClient {
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
         self.send(Method::GET, path, token, &[], None).await
+    }
+
+    /// A GET with extra (name, value) headers, such as `accept`.
+    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
+        self.send(Method::GET, path, token, headers, None).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, idempotency_key: Option<&str>, body: &Value) -> Answer {

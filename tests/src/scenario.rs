@@ -574,7 +574,9 @@ pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settin
     let fees = s.open_in(&bank_token, &bank, "EUR", "-fees").await;
     let fx_eur = s.open_in(&bank_token, &bank, "EUR", "-fx-eur").await;
     let mut fx_usd = s.open_in(&bank_token, &bank, "USD", "-fx-usd").await;
+    let before_funding = chrono::Utc::now();
     s.money(&customer_token, &mut euros, "deposits", 1_000, &s.key("fund-eur")).await;
+    let after_funding = chrono::Utc::now();
     s.money(&bank_token, &mut fx_usd, "deposits", 10_000, &s.key("fund-usd")).await;
     let leg = |account: &Expected, amount: i64, currency: &str| json!({"account_id": account.id, "amount": amount, "currency": currency});
 
@@ -637,4 +639,33 @@ pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settin
     assert_eq!(refused.code(), Some("unbalanced_entry"), "{refused:?}");
     let read = s.read_at(&customer_token, &euros.id, versions[&euros.id]).await;
     assert_eq!((int(&read["balance"]), version(&read)), (795, versions[&euros.id]), "nothing moved: {read}");
+
+    // The statement of the customer's euros: it opens at 0, and the funding,
+    // the payment and the exchange add up to the closing balance; the
+    // second page repeats the totals. As of just after the funding: 1,000.
+    let rfc = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let path = format!("/accounts/{}/statement?from={}&limit=2", euros.id, rfc(before_funding));
+    let first = http.get(&path, Some(&customer_token)).await;
+    expect(&first, StatusCode::OK, "the statement's first page");
+    let mut items: Vec<Value> = first.body["items"].as_array().cloned().unwrap_or_default();
+    let cursor = first.body["next_cursor"].as_str().expect("a second page").to_owned();
+    let second = http.get(&format!("/accounts/{}/statement?cursor={cursor}", euros.id), Some(&customer_token)).await;
+    expect(&second, StatusCode::OK, "the statement's second page");
+    items.extend(second.body["items"].as_array().cloned().unwrap_or_default());
+    for page in [&first.body, &second.body] {
+        assert_eq!(
+            (int(&page["opening_balance"]), int(&page["closing_balance"]), int(&page["total_credits"]), int(&page["total_debits"])),
+            (0, 795, 1_000, 205),
+            "{page}"
+        );
+    }
+    let kinds: Vec<(&str, i64)> = items.iter().map(|t| (t["kind"].as_str().unwrap_or_default(), int(&t["amount"]))).collect();
+    assert_eq!(kinds, vec![("deposit", 1_000), ("entry_debit", 105), ("entry_debit", 100)], "oldest first: {items:?}");
+    let csv = http.get_with(&path, Some(&customer_token), &[("accept", "text/csv")]).await;
+    expect(&csv, StatusCode::OK, "the statement in CSV");
+    assert!(csv.text.starts_with("occurred_at,version,kind,amount,signed_amount,balance_after,"), "{:?}", csv.text);
+    assert_eq!(csv.text.matches("\r\n").count(), 3, "a header and two rows: {:?}", csv.text);
+    let then = http.get(&format!("/accounts/{}/balance?at={}", euros.id, rfc(after_funding)), Some(&customer_token)).await;
+    expect(&then, StatusCode::OK, "the balance as of just after the funding");
+    assert_eq!((int(&then.body["balance"]), int(&then.body["available_balance"])), (1_000, 1_000), "{then:?}");
 }

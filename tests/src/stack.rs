@@ -458,3 +458,32 @@ pub async fn history(http: &crate::http::HttpClient, token: &str, id: &str, vers
     items.reverse();
     items
 }
+
+/// An account's statement of `[from, now)` through the query API, every
+/// page (of 100) followed: the first page's body, and every item oldest
+/// first. Panics unless every page repeats the first page's opening and
+/// closing balances and totals.
+pub async fn statement(http: &crate::http::HttpClient, token: &str, id: &str, from: chrono::DateTime<chrono::Utc>) -> (Value, Vec<Value>) {
+    let from = from.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut query = format!("limit=100&from={from}");
+    let mut first: Option<Value> = None;
+    let mut items = Vec::new();
+    loop {
+        let answer = http.get(&format!("/accounts/{id}/statement?{query}"), Some(token)).await;
+        assert_eq!(answer.status, hyper::StatusCode::OK, "{answer:?}");
+        items.extend(answer.body["items"].as_array().expect("items").iter().cloned());
+        let head = |page: &Value| {
+            ["opening_balance", "closing_balance", "total_credits", "total_debits"].map(|key| page[key].as_i64().expect(key))
+        };
+        if let Some(first) = &first {
+            assert_eq!(head(first), head(&answer.body), "{id}: every page of a statement repeats its balances and totals");
+        }
+        let next = answer.body["next_cursor"].as_str().map(str::to_owned);
+        first.get_or_insert(answer.body);
+        match next {
+            Some(cursor) => query = format!("limit=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    (first.expect("one page at least"), items)
+}

@@ -47,7 +47,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use ledgerline_tests::http::HttpClient;
 use ledgerline_tests::scenario;
-use ledgerline_tests::stack::{Own, Stack, history};
+use ledgerline_tests::stack::{Own, Stack, history, statement};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -337,6 +337,8 @@ async fn read_at(http: &HttpClient, token: &str, id: &str, version: u64, deadlin
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
     let start = Instant::now();
+    // Before any account: every account's statement since then opens at 0.
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
     let mut stack = Stack::start(
         Own { dynamodb: true, postgres: true },
         &[
@@ -557,6 +559,13 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
             })
             .sum();
         assert_eq!(net, *balance, "{id}: the history adds up to the balance");
+        // The statement since before the account: opens at 0, closes on the
+        // balance, its totals and items add up, and it lists the history.
+        let (head, listed) = statement(&reader, &token, id, since).await;
+        let amount = |key: &str| head[key].as_i64().unwrap_or_else(|| panic!("{id}: {key} in {head}"));
+        assert_eq!((amount("opening_balance"), amount("closing_balance")), (0, *balance), "{id}: {head}");
+        assert_eq!(amount("total_credits") - amount("total_debits"), *balance, "{id}: the totals add up: {head}");
+        assert_eq!(listed, items, "{id}: the statement lists the history, oldest first");
         // Each accepted entry's leg on this account once, with its amount;
         // no entry the answers did not accept.
         let mut legs_here: Vec<(String, i64)> = items

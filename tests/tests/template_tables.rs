@@ -33,6 +33,16 @@ async fn shape(client: &Client, table: &str) -> Vec<String> {
         let projection = index.projection().and_then(|p| p.projection_type()).map(|p| p.as_str().to_owned()).unwrap_or_default();
         shape.push(format!("index {name} projection {projection}"));
     }
+    for index in table.local_secondary_indexes() {
+        let name = index.index_name().unwrap_or_default();
+        for key in index.key_schema() {
+            shape.push(format!("local index {name} key {} {}", key.attribute_name(), key.key_type().as_str()));
+        }
+        let projection = index.projection();
+        let kind = projection.and_then(|p| p.projection_type()).map(|p| p.as_str().to_owned()).unwrap_or_default();
+        let attributes = projection.map(|p| p.non_key_attributes().join(",")).unwrap_or_default();
+        shape.push(format!("local index {name} projection {kind} {attributes}"));
+    }
     shape.sort();
     shape
 }
@@ -48,6 +58,9 @@ async fn the_code_creates_the_tables_the_template_deploys() {
     assert_eq!(shape(&client, &from_code.holds).await, shape(&client, &from_template.holds).await);
     let holds = shape(&client, &from_code.holds).await;
     assert!(holds.contains(&"index expiring-index key expires_at RANGE".to_string()), "{holds:?}");
+    let transactions = shape(&client, &from_code.transactions).await;
+    assert!(transactions.contains(&"local index occurred-index key occurred_ns RANGE".to_string()), "{transactions:?}");
+    assert!(transactions.contains(&"local index occurred-index projection INCLUDE balance_after".to_string()), "{transactions:?}");
     let accounts = shape(&client, &from_code.accounts).await;
     assert!(accounts.contains(&"index owner_id-index key owner_id HASH".to_string()), "{accounts:?}");
 }

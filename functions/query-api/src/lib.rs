@@ -19,6 +19,7 @@ pub mod reader;
 pub mod routes;
 pub mod shed;
 pub mod state;
+pub mod statement;
 
 pub use config::QuerySettings;
 pub use routes::{ROUTES, router};

@@ -141,6 +141,33 @@ impl AccountReader {
     }
 
     /// One hold of an account (the caller checked the account).
+    /// The account's last movement before `before` (the time index).
+    pub async fn last_movement_before(
+        &self,
+        account_id: Uuid,
+        before: DateTime<Utc>,
+        consistent: bool,
+        counters: &RequestCounters,
+    ) -> Result<Option<BalanceMark>, ReadError> {
+        RequestCounters::add(&counters.source_read);
+        self.source(|store| async move { store.last_movement_before(account_id, before, consistent).await }).await
+    }
+
+    /// Movements after `after_version` up to `up_to_version`, oldest first.
+    pub async fn movements_between(
+        &self,
+        account_id: Uuid,
+        after_version: u64,
+        up_to_version: u64,
+        limit: usize,
+        consistent: bool,
+        counters: &RequestCounters,
+    ) -> Result<Vec<TransactionView>, ReadError> {
+        RequestCounters::add(&counters.source_read);
+        self.source(|store| async move { store.movements_between(account_id, after_version, up_to_version, limit, consistent).await })
+            .await
+    }
+
     pub async fn hold(
         &self,
         account_id: Uuid,

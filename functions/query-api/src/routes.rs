@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::metrics::RequestCounters;
 use crate::reader::{Layer, ReadError};
 use crate::state::AppState;
+use crate::statement::{self, MAX_PERIOD, StatementError};
 
 /// Every route this API serves, as (method, path template). The operations
 /// tagged `query-api` in `docs/openapi.json` are checked against this list
@@ -38,6 +39,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/accounts/{id}/transactions"),
     ("GET", "/accounts/{id}/holds"),
     ("GET", "/accounts/{id}/holds/{hold_id}"),
+    ("GET", "/accounts/{id}/statement"),
+    ("GET", "/accounts/{id}/balance"),
 ];
 
 /// The response header naming the layer that answered (`l1`, `l2`, `dynamodb`).
@@ -53,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts/{id}/transactions", get(list_transactions))
         .route("/accounts/{id}/holds", get(list_holds))
         .route("/accounts/{id}/holds/{hold_id}", get(get_hold))
+        .route("/accounts/{id}/statement", get(get_statement))
+        .route("/accounts/{id}/balance", get(get_balance_at))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -432,4 +437,120 @@ async fn get_hold(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "hold_not_found", "the account has no such hold"));
     };
     Ok(with_layer(Json(HoldBody::at(hold, Utc::now())).into_response(), layer))
+}
+
+/// `?name=` as an RFC 3339 moment, within the range statements can carry.
+fn moment(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(text) = params.get(name) else { return Ok(None) };
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+        .filter(|at| at.timestamp_nanos_opt().is_some())
+        .map(Some)
+        .ok_or_else(|| ApiError::validation(format!("{name} must be an RFC 3339 time (such as 2026-03-01T00:00:00Z) between 1678 and 2261")))
+}
+
+fn statement_error(error: StatementError) -> ApiError {
+    match error {
+        StatementError::Read(error) => read_error(error),
+        StatementError::TotalsOverflow => ApiError::validation("the period's totals do not fit in 64 bits; ask for a shorter period"),
+    }
+}
+
+/// Whether the client asked for CSV (`Accept: text/csv`).
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")))
+}
+
+/// The header that carries a CSV statement's next cursor (a CSV body has
+/// no room for it).
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+
+#[derive(Serialize)]
+struct StatementBody {
+    #[serde(flatten)]
+    statement: statement::Statement,
+    next_cursor: Option<String>,
+}
+
+/// An account's statement of `[from, to)`: opening and closing balances,
+/// totals, and the movements between, oldest first (see [`statement`]).
+async fn get_statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    AccountPath(id): AccountPath,
+    Params(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_params(&params, &["from", "to", "limit", "cursor"])?;
+    let limit = page_limit(&params)?;
+    let (from, to) = (moment(&params, "from")?, moment(&params, "to")?);
+    let position = params
+        .get("cursor")
+        .map(|cursor| {
+            let position =
+                state.cursors().decode_statement(id, cursor).map_err(|e| ApiError::validation(format!("invalid cursor: {e}")))?;
+            if from.is_some_and(|from| from != position.from) || to.is_some_and(|to| to != position.to) {
+                return Err(ApiError::validation(format!("invalid cursor: {}", crate::cursor::CursorError::WrongPeriod)));
+            }
+            Ok(position)
+        })
+        .transpose()?;
+    let period = match position {
+        Some(position) => (position.from, position.to),
+        None => {
+            let from = from.ok_or_else(|| ApiError::validation("from is required (an RFC 3339 time)"))?;
+            let to = to.unwrap_or_else(Utc::now);
+            if to <= from {
+                return Err(ApiError::validation("to must be later than from"));
+            }
+            if to - from > MAX_PERIOD {
+                return Err(ApiError::validation("a statement covers at most 366 days: from and to are too far apart"));
+            }
+            (from, to)
+        }
+    };
+    let (account, layer) = authorized_account(&state, &caller, id, None, &counters).await?;
+    let page = match position {
+        Some(position) => statement::next_page(state.reader(), account.currency, position, limit, &counters).await,
+        None => statement::first_page(state.reader(), id, account.currency, period, limit, &counters).await,
+    }
+    .map_err(statement_error)?;
+    let next_cursor = page.next.as_ref().map(|position| state.cursors().encode_statement(position));
+    if wants_csv(&headers) {
+        let mut response =
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"))], statement::to_csv(&page)).into_response();
+        if let Some(cursor) = next_cursor {
+            response.headers_mut().insert(NEXT_CURSOR_HEADER, HeaderValue::from_str(&cursor).expect("base64url"));
+        }
+        return Ok(with_layer(response, layer));
+    }
+    Ok(with_layer(Json(StatementBody { statement: page, next_cursor }).into_response(), layer))
+}
+
+/// An account's balance as of `?at=` (not in the future): after every
+/// movement at or before it, with what holds active then reserved.
+async fn get_balance_at(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    AccountPath(id): AccountPath,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    check_params(&params, &["at"])?;
+    let at = moment(&params, "at")?.ok_or_else(|| ApiError::validation("at is required (an RFC 3339 time)"))?;
+    if at > Utc::now() {
+        return Err(ApiError::validation("at must not be in the future: GET /accounts/{id} answers the balance now"));
+    }
+    let (account, layer) = authorized_account(&state, &caller, id, None, &counters).await?;
+    let answer = statement::balance_at(state.reader(), (id, account.currency, account.overdraft_limit), at, &counters)
+        .await
+        .map_err(read_error)?;
+    Ok(with_layer(Json(answer).into_response(), layer))
 }

@@ -46,15 +46,16 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes,
+    LocalSecondaryIndex, Projection,
     ProjectionType, Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::tables::{EXPIRING_INDEX, OWNER_INDEX, TableNames, schema};
+use super::tables::{EXPIRING_INDEX, OCCURRED_INDEX, OWNER_INDEX, TableNames, schema};
 use super::{
-    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError,
+    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError,
     ReadModelStore, TransactionKind, TransactionPage, TransactionView,
 };
 use crate::config::{ConfigError, Env};
@@ -513,6 +514,63 @@ impl ReadModelStore for DynamoReadModel {
         Ok(TransactionPage { items, next_before_version })
     }
 
+    async fn last_movement_before(
+        &self,
+        account_id: Uuid,
+        before: DateTime<Utc>,
+        consistent: bool,
+    ) -> Result<Option<BalanceMark>, ReadModelError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.transactions)
+            .index_name(OCCURRED_INDEX)
+            .key_condition_expression("account_id = :account AND #occurred < :before")
+            .expression_attribute_names("#occurred", schema::OCCURRED_KEY)
+            .expression_attribute_values(":account", string(account_id))
+            .expression_attribute_values(":before", number(occurred_ns(before)))
+            .scan_index_forward(false)
+            .consistent_read(consistent)
+            .limit(1)
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        output
+            .items()
+            .first()
+            .map(|item| Ok(BalanceMark { version: parsed(item, "version")?, balance: parsed(item, schema::OCCURRED_INDEX_ATTRIBUTE)? }))
+            .transpose()
+    }
+
+    async fn movements_between(
+        &self,
+        account_id: Uuid,
+        after_version: u64,
+        up_to_version: u64,
+        limit: usize,
+        consistent: bool,
+    ) -> Result<Vec<TransactionView>, ReadModelError> {
+        if after_version >= up_to_version || limit == 0 {
+            return Ok(vec![]);
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.transactions)
+            .key_condition_expression("account_id = :account AND #version BETWEEN :first AND :last")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":account", string(account_id))
+            .expression_attribute_values(":first", number(after_version + 1))
+            .expression_attribute_values(":last", number(up_to_version))
+            .scan_index_forward(true)
+            .consistent_read(consistent)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        output.items().iter().map(transaction_from_item).collect()
+    }
+
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         // BatchGetItem refuses a key asked twice, takes 100 keys at a time,
         // and may leave some unprocessed (asked again).
@@ -708,8 +766,23 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), R
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute(schema::TRANSACTIONS_PARTITION_KEY, ScalarAttributeType::S))
         .attribute_definitions(attribute(schema::TRANSACTIONS_SORT_KEY, ScalarAttributeType::N))
+        .attribute_definitions(attribute(schema::OCCURRED_KEY, ScalarAttributeType::N))
         .key_schema(key(schema::TRANSACTIONS_PARTITION_KEY, KeyType::Hash))
         .key_schema(key(schema::TRANSACTIONS_SORT_KEY, KeyType::Range))
+        .local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(OCCURRED_INDEX)
+                .key_schema(key(schema::TRANSACTIONS_PARTITION_KEY, KeyType::Hash))
+                .key_schema(key(schema::OCCURRED_KEY, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .non_key_attributes(schema::OCCURRED_INDEX_ATTRIBUTE)
+                        .build(),
+                )
+                .build()
+                .expect("complete"),
+        )
         .send()
         .await;
     ignore_existing(transactions)?;
@@ -878,6 +951,12 @@ fn hold_item(hold: &HoldView) -> HashMap<String, AttributeValue> {
     item
 }
 
+/// A moment as the time index orders it: nanoseconds since 1970 (the
+/// range a `DateTime` can take in nanoseconds covers 1677 to 2262).
+fn occurred_ns(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 { i64::MIN } else { i64::MAX })
+}
+
 fn transaction_item(account_id: Uuid, row: &TransactionView) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("account_id".into(), string(account_id)),
@@ -886,6 +965,7 @@ fn transaction_item(account_id: Uuid, row: &TransactionView) -> HashMap<String, 
         ("amount".into(), number(row.amount)),
         ("balance_after".into(), number(row.balance_after)),
         ("occurred_at".into(), string(row.occurred_at.to_rfc3339())),
+        (schema::OCCURRED_KEY.into(), number(occurred_ns(row.occurred_at))),
     ]);
     if let Some(id) = row.counterparty_account_id {
         item.insert("counterparty_account_id".into(), string(id));

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    AccountView, ApplyOutcome, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage,
+    AccountView, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage,
     TransactionView,
 };
 use crate::domain::HoldStatus;
@@ -132,6 +132,38 @@ impl ReadModelStore for InMemoryReadModel {
         let more = newer_first.next().is_some();
         let next_before_version = if more { items.last().map(|row| row.version) } else { None };
         Ok(TransactionPage { items, next_before_version })
+    }
+
+    async fn last_movement_before(
+        &self,
+        account_id: Uuid,
+        before: DateTime<Utc>,
+        _consistent: bool,
+    ) -> Result<Option<BalanceMark>, ReadModelError> {
+        let inner = self.lock();
+        let Some(rows) = inner.transactions.get(&account_id) else { return Ok(None) };
+        // The time index's order: by time, then version.
+        Ok(rows
+            .values()
+            .filter(|row| row.occurred_at < before)
+            .max_by_key(|row| (row.occurred_at, row.version))
+            .map(|row| BalanceMark { version: row.version, balance: row.balance_after }))
+    }
+
+    async fn movements_between(
+        &self,
+        account_id: Uuid,
+        after_version: u64,
+        up_to_version: u64,
+        limit: usize,
+        _consistent: bool,
+    ) -> Result<Vec<TransactionView>, ReadModelError> {
+        if after_version >= up_to_version {
+            return Ok(vec![]);
+        }
+        let inner = self.lock();
+        let Some(rows) = inner.transactions.get(&account_id) else { return Ok(vec![]) };
+        Ok(rows.range(after_version + 1..=up_to_version).take(limit).map(|(_, row)| row.clone()).collect())
     }
 
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {

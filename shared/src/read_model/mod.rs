@@ -495,6 +495,14 @@ pub struct TransactionPage {
     pub next_before_version: Option<u64>,
 }
 
+/// Where an account's balance stood after one movement: that movement's
+/// version and the balance it left. What a statement opens and closes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceMark {
+    pub version: u64,
+    pub balance: i64,
+}
+
 #[derive(Debug, Error)]
 pub enum ReadModelError {
     /// The store cannot be reached or is throttling: retry later.
@@ -538,6 +546,28 @@ pub trait ReadModelStore: Send + Sync + 'static {
         before_version: Option<u64>,
         consistent: bool,
     ) -> Result<TransactionPage, ReadModelError>;
+
+    /// The account's last movement that occurred before `before` (by the
+    /// time it occurred, through the time index), as its version and the
+    /// balance it left: the balance at that moment. `None`: no movement yet.
+    async fn last_movement_before(
+        &self,
+        account_id: Uuid,
+        before: DateTime<Utc>,
+        consistent: bool,
+    ) -> Result<Option<BalanceMark>, ReadModelError>;
+
+    /// Up to `limit` movements with versions after `after_version` and up
+    /// to `up_to_version`, oldest first: a statement's items between its
+    /// opening and its closing movement.
+    async fn movements_between(
+        &self,
+        account_id: Uuid,
+        after_version: u64,
+        up_to_version: u64,
+        limit: usize,
+        consistent: bool,
+    ) -> Result<Vec<TransactionView>, ReadModelError>;
 
     /// The accounts among `ids` that exist, strongly consistent, in id
     /// order: one call for many (reconciliation compares them in bulk).

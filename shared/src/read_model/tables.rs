@@ -4,6 +4,10 @@
 /// The owner index on the accounts table.
 pub const OWNER_INDEX: &str = "owner_id-index";
 
+/// The time index on the transactions table (a local secondary index:
+/// strongly consistent reads, same partition).
+pub const OCCURRED_INDEX: &str = "occurred-index";
+
 /// The sparse index of active holds by expiry on the holds table.
 pub const EXPIRING_INDEX: &str = "expiring-index";
 
@@ -56,6 +60,11 @@ pub mod schema {
     /// Transactions: partition key `account_id` (S), sort key `version` (N).
     pub const TRANSACTIONS_PARTITION_KEY: &str = "account_id";
     pub const TRANSACTIONS_SORT_KEY: &str = "version";
+    /// Transactions' time index `occurred-index`: same partition key, sort
+    /// key `occurred_ns` (N, nanoseconds since 1970), projecting the keys and
+    /// `balance_after`: where a statement opens and closes.
+    pub const OCCURRED_KEY: &str = "occurred_ns";
+    pub const OCCURRED_INDEX_ATTRIBUTE: &str = "balance_after";
     /// Holds: partition key `account_id` (S), sort key `hold_id` (S); index
     /// `expiring-index` on `expiring` (S, present only while the hold is
     /// active, always "active") and `expires_at` (S, RFC 3339 in UTC with
