@@ -74,6 +74,26 @@ impl ReadModelStore for OneByOne {
     ) -> Result<TransactionPage, ReadModelError> {
         self.0.transactions(account_id, limit, before, consistent).await
     }
+
+    async fn last_movement_before(
+        &self,
+        account_id: uuid::Uuid,
+        before: chrono::DateTime<chrono::Utc>,
+        consistent: bool,
+    ) -> Result<Option<ledgerline_shared::read_model::BalanceMark>, ReadModelError> {
+        self.0.last_movement_before(account_id, before, consistent).await
+    }
+
+    async fn movements_between(
+        &self,
+        account_id: uuid::Uuid,
+        after_version: u64,
+        up_to_version: u64,
+        limit: usize,
+        consistent: bool,
+    ) -> Result<Vec<ledgerline_shared::read_model::TransactionView>, ReadModelError> {
+        self.0.movements_between(account_id, after_version, up_to_version, limit, consistent).await
+    }
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         self.0.accounts(ids).await
     }

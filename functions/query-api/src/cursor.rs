@@ -15,10 +15,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use ledgerline_shared::read_model::BalanceMark;
+use sha2::Sha256;
 use thiserror::Error;
 use uuid::Uuid;
 

@@ -14,8 +14,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ledgerline_shared::cache::AccountCache;
-use ledgerline_shared::read_model::{AccountView, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage};
+use ledgerline_shared::read_model::{
+    AccountView, BalanceMark, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage, TransactionView,
+};
 use ledgerline_shared::resilience::{BreakerError, BreakerSettings, BreakerState, CircuitBreaker};
 use moka::future::Cache;
 use moka::ops::compute::Op;
@@ -164,8 +167,7 @@ impl AccountReader {
         counters: &RequestCounters,
     ) -> Result<Vec<TransactionView>, ReadError> {
         RequestCounters::add(&counters.source_read);
-        self.source(|store| async move { store.movements_between(account_id, after_version, up_to_version, limit, consistent).await })
-            .await
+        self.source(|store| async move { store.movements_between(account_id, after_version, up_to_version, limit, consistent).await }).await
     }
 
     pub async fn hold(

@@ -447,7 +447,9 @@ fn moment(params: &HashMap<String, String>, name: &str) -> Result<Option<DateTim
         .map(|at| at.with_timezone(&Utc))
         .filter(|at| at.timestamp_nanos_opt().is_some())
         .map(Some)
-        .ok_or_else(|| ApiError::validation(format!("{name} must be an RFC 3339 time (such as 2026-03-01T00:00:00Z) between 1678 and 2261")))
+        .ok_or_else(|| {
+            ApiError::validation(format!("{name} must be an RFC 3339 time (such as 2026-03-01T00:00:00Z) between 1678 and 2261"))
+        })
 }
 
 fn statement_error(error: StatementError) -> ApiError {
@@ -549,8 +551,7 @@ async fn get_balance_at(
         return Err(ApiError::validation("at must not be in the future: GET /accounts/{id} answers the balance now"));
     }
     let (account, layer) = authorized_account(&state, &caller, id, None, &counters).await?;
-    let answer = statement::balance_at(state.reader(), (id, account.currency, account.overdraft_limit), at, &counters)
-        .await
-        .map_err(read_error)?;
+    let answer =
+        statement::balance_at(state.reader(), (id, account.currency, account.overdraft_limit), at, &counters).await.map_err(read_error)?;
     Ok(with_layer(Json(answer).into_response(), layer))
 }

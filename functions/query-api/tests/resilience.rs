@@ -196,6 +196,28 @@ impl ReadModelStore for Flaky {
         self.check().await?;
         self.inner.transactions(account_id, limit, before_version, consistent).await
     }
+
+    async fn last_movement_before(
+        &self,
+        account_id: uuid::Uuid,
+        before: chrono::DateTime<chrono::Utc>,
+        consistent: bool,
+    ) -> Result<Option<ledgerline_shared::read_model::BalanceMark>, ReadModelError> {
+        self.check().await?;
+        self.inner.last_movement_before(account_id, before, consistent).await
+    }
+
+    async fn movements_between(
+        &self,
+        account_id: uuid::Uuid,
+        after_version: u64,
+        up_to_version: u64,
+        limit: usize,
+        consistent: bool,
+    ) -> Result<Vec<ledgerline_shared::read_model::TransactionView>, ReadModelError> {
+        self.check().await?;
+        self.inner.movements_between(account_id, after_version, up_to_version, limit, consistent).await
+    }
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         self.check().await?;
         self.inner.accounts(ids).await

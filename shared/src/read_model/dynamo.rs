@@ -47,8 +47,8 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes,
-    LocalSecondaryIndex, Projection,
-    ProjectionType, Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
+    LocalSecondaryIndex, Projection, ProjectionType, Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem, Update,
+    WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    AccountView, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage,
-    TransactionView,
+    AccountView, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore,
+    TransactionPage, TransactionView,
 };
 use crate::domain::HoldStatus;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use ledgerline_shared::domain::{AccountEvent, Amount, HoldStatus, HoldTransfer};
-use ledgerline_shared::read_model::{ApplyOutcome, Change, Folded, HoldFilter, ReadModelStore, TransactionKind, change_for};
+use ledgerline_shared::read_model::{ApplyOutcome, BalanceMark, Change, Folded, HoldFilter, ReadModelStore, TransactionKind, change_for};
 use uuid::Uuid;
 
 #[async_trait]
@@ -34,6 +34,7 @@ macro_rules! read_model_tests {
             a_run_places_and_ends_holds_in_one_account_write,
             replace_writes_the_holds_a_fold_touched,
             an_entry_leg_is_a_movement_naming_its_entry,
+            movements_are_found_by_time_and_by_version_range,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -423,4 +424,25 @@ pub async fn an_entry_leg_is_a_movement_naming_its_entry(factory: &dyn Factory) 
         rows.iter().map(|r| (r.kind, r.amount, r.balance_after, r.entry_id)).collect::<Vec<_>>(),
         vec![(TransactionKind::EntryDebit, 30, 50, Some(entry)), (TransactionKind::EntryCredit, 80, 80, Some(entry))]
     );
+}
+
+pub async fn movements_are_found_by_time_and_by_version_range(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let account = Uuid::new_v4();
+    store.apply(&opened(account, "alice")).await.unwrap();
+    // Deposits at 10:00:02..=10:00:05, balances 10..=40; a freeze (no movement) at version 6.
+    for version in 2..=5 {
+        store.apply(&deposited(account, version, 10, 10 * (version as i64 - 1))).await.unwrap();
+    }
+    store.apply(&change_for(account, 6, &AccountEvent::Frozen { at: at(6) })).await.unwrap();
+    let mark = |version, balance| Some(BalanceMark { version, balance });
+    assert_eq!(store.last_movement_before(account, at(2), true).await.unwrap(), None, "nothing before the first");
+    assert_eq!(store.last_movement_before(account, at(2) + chrono::Duration::nanoseconds(1), true).await.unwrap(), mark(2, 10));
+    assert_eq!(store.last_movement_before(account, at(4), true).await.unwrap(), mark(3, 20), "strictly before");
+    assert_eq!(store.last_movement_before(account, at(59), true).await.unwrap(), mark(5, 40), "the freeze is no movement");
+    assert_eq!(store.last_movement_before(Uuid::new_v4(), at(59), true).await.unwrap(), None);
+    let versions = |rows: Vec<ledgerline_shared::read_model::TransactionView>| rows.iter().map(|r| r.version).collect::<Vec<_>>();
+    assert_eq!(versions(store.movements_between(account, 2, 5, 10, true).await.unwrap()), vec![3, 4, 5], "oldest first, after 2 up to 5");
+    assert_eq!(versions(store.movements_between(account, 0, 5, 2, true).await.unwrap()), vec![2, 3], "at most the limit");
+    assert_eq!(versions(store.movements_between(account, 5, 5, 10, true).await.unwrap()), Vec::<u64>::new());
 }

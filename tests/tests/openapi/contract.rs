@@ -134,6 +134,11 @@ impl Contract {
             None => problems.push("a body where the document declares none".into()),
             Some(content) => match content.get(essence) {
                 None => problems.push(format!("content type {content_type:?}, documented: {:?}", content.keys().collect::<Vec<_>>())),
+                // A text body (CSV) is checked as the string it is.
+                Some(_) if essence.starts_with("text/") => {
+                    let schema = format!("{response_pointer}/content/{}/schema", escape(essence));
+                    problems.extend(self.violations(&schema, &Value::String(String::from_utf8_lossy(&answer.body).into_owned())));
+                }
                 Some(_) => match serde_json::from_slice::<Value>(&answer.body) {
                     Err(e) => problems.push(format!("the body is not JSON: {e}")),
                     Ok(body) => {

@@ -220,6 +220,41 @@ async fn every_documented_query_response_conforms_to_the_document() {
     api.get(409, template, &format!("/accounts/{b}/holds/{active}"), "min_version=11", ALICE, &[]).await;
     let hold_path = format!("/accounts/{b}/holds/{active}");
 
+    // GET /accounts/{id}/statement: JSON page by page, CSV, and the refusals.
+    let template = "/accounts/{id}/statement";
+    let path = format!("/accounts/{a}/statement");
+    let day = "from=2026-03-01T00:00:00Z&to=2026-03-02T00:00:00Z";
+    let first = api.get(200, template, &path, &format!("{day}&limit=1"), ALICE, &[]).await;
+    assert_eq!((first["opening_balance"].as_i64(), first["closing_balance"].as_i64()), (Some(0), Some(600)), "{first}");
+    assert_eq!((first["total_credits"].as_i64(), first["total_debits"].as_i64()), (Some(1000), Some(400)), "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_owned();
+    let second = api.get(200, template, &path, &format!("cursor={cursor}"), ALICE, &[]).await;
+    assert_eq!((second["items"][0]["kind"].as_str(), second["next_cursor"].as_str()), (Some("transfer_out"), None));
+    api.get(200, template, &path, &format!("{day}&limit=1"), ALICE, &[("accept", "text/csv")]).await;
+    for bad in
+        ["", "from=yesterday", "from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", "from=2025-01-01T00:00:00Z&to=2026-03-01T00:00:00Z"]
+    {
+        api.get(400, template, &path, bad, ALICE, &[]).await;
+    }
+    api.get(400, template, &format!("/accounts/{b}/statement"), &format!("cursor={cursor}"), ALICE, &[]).await;
+    api.get(401, template, &path, day, NOBODY, &[]).await;
+    api.get(404, template, &format!("/accounts/{c}/statement"), day, ALICE, &[]).await;
+    let statement_path = path;
+
+    // GET /accounts/{id}/balance: as of a moment, holds included.
+    let template = "/accounts/{id}/balance";
+    let path = format!("/accounts/{b}/balance");
+    let then = api.get(200, template, &path, "at=2026-03-01T12:00:03Z", ALICE, &[]).await;
+    assert_eq!(
+        (then["balance"].as_i64(), then["held"].as_i64(), then["available_balance"].as_i64()),
+        (Some(400), Some(210), Some(190)),
+        "{then}"
+    );
+    api.get(400, template, &path, "at=2999-01-01T00:00:00Z", ALICE, &[]).await;
+    api.get(401, template, &path, "at=2026-03-01T12:00:03Z", NOBODY, &[]).await;
+    api.get(404, template, &format!("/accounts/{c}/balance"), "at=2026-03-01T12:00:03Z", ALICE, &[]).await;
+    let balance_path = path;
+
     // 503: the shedder's one slot is taken for as long as this holds it.
     let slot = api.state.shedder().admit().await.expect("a free slot");
     for (template, path) in [
@@ -227,7 +262,9 @@ async fn every_documented_query_response_conforms_to_the_document() {
         ("/accounts/{id}", format!("/accounts/{a}")),
         (transactions_template, transactions_path),
         ("/accounts/{id}/holds", holds_path),
-        (template, hold_path),
+        ("/accounts/{id}/holds/{hold_id}", hold_path),
+        ("/accounts/{id}/statement", statement_path),
+        ("/accounts/{id}/balance", balance_path),
     ] {
         api.get(503, template, &path, "", ALICE, &[]).await;
     }
