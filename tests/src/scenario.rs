@@ -195,6 +195,14 @@ pub async fn run_with(base_url: &str, minter: &dyn TokenMinter, settings: &Setti
     s.history_matches(&alice_token, &a).await;
     s.history_matches(&bob_token, &b).await;
     s.listed_for(&bob_token, &bob, &b.id, &a.id).await;
+    // A transfer by its id: the same to both sides (the read side has both).
+    let (_, first_transfer) = by_key.iter().next().expect("transfers were made");
+    let transfer_id = first_transfer.body["transfer_id"].as_str().expect("a transfer id").to_owned();
+    let seen_by_alice = http.get(&format!("/transfers/{transfer_id}"), Some(&alice_token)).await;
+    expect(&seen_by_alice, StatusCode::OK, "a transfer looked up by its sender or recipient");
+    assert_eq!(http.get(&format!("/transfers/{transfer_id}"), Some(&bob_token)).await.body, seen_by_alice.body);
+    let ids = [seen_by_alice.body["from_account_id"].as_str(), seen_by_alice.body["to_account_id"].as_str()];
+    assert!(ids.contains(&Some(a.id.as_str())) && ids.contains(&Some(b.id.as_str())), "{seen_by_alice:?}");
     for answer in [
         http.get(&format!("/accounts/{}", a.id), Some(&bob_token)).await,
         http.get(&format!("/accounts/{}/transactions", a.id), Some(&bob_token)).await,
@@ -604,6 +612,22 @@ pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settin
         (Some("entry_credit"), 100, Some(entry_id.as_str())),
         "{history:?}"
     );
+
+    // The entry by its id, to anyone in it (all three legs are projected:
+    // read back above); to anyone else a 404 as a missing one.
+    let looked_up = http.get(&format!("/entries/{entry_id}"), Some(&merchant_token)).await;
+    expect(&looked_up, StatusCode::OK, "the entry looked up by the merchant");
+    let legs: Vec<(String, &str, i64)> = looked_up.body["legs"]
+        .as_array()
+        .expect("legs")
+        .iter()
+        .map(|leg| (leg["account_id"].as_str().unwrap_or_default().to_owned(), leg["side"].as_str().unwrap_or_default(), int(&leg["amount"])))
+        .collect();
+    assert_eq!(legs.len(), 3, "{looked_up:?}");
+    assert_eq!(legs[0], (euros.id.clone(), "debit", 105), "the debit first: {looked_up:?}");
+    let outsider = http.get(&format!("/entries/{entry_id}"), Some(&minter.mint(&format!("outsider-{}", s.run_id), false))).await;
+    expect(&outsider, StatusCode::NOT_FOUND, "the entry looked up by someone outside it");
+    assert_eq!(outsider.code(), Some("entry_not_found"), "{outsider:?}");
 
     // An exchange through the bank's FX accounts: each currency balances on its own.
     let exchange = json!({

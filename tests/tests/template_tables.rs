@@ -61,6 +61,8 @@ async fn the_code_creates_the_tables_the_template_deploys() {
     let transactions = shape(&client, &from_code.transactions).await;
     assert!(transactions.contains(&"local index occurred-index key occurred_ns RANGE".to_string()), "{transactions:?}");
     assert!(transactions.contains(&"local index occurred-index projection INCLUDE balance_after".to_string()), "{transactions:?}");
+    assert!(transactions.contains(&"index transfer_id-index key transfer_id HASH".to_string()), "{transactions:?}");
+    assert!(transactions.contains(&"index entry_id-index key entry_id HASH".to_string()), "{transactions:?}");
     let accounts = shape(&client, &from_code.accounts).await;
     assert!(accounts.contains(&"index owner_id-index key owner_id HASH".to_string()), "{accounts:?}");
 }

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod cursor;
 pub mod lambda;
+pub mod lookup;
 pub mod metrics;
 pub mod reader;
 pub mod routes;

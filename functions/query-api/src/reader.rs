@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ledgerline_shared::cache::AccountCache;
 use ledgerline_shared::read_model::{
-    AccountView, BalanceMark, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore, TransactionPage, TransactionView,
+    AccountView, BalanceMark, HoldFilter, HoldPage, HoldView, MovementId, ReadModelError, ReadModelStore, TransactionPage, TransactionView,
 };
 use ledgerline_shared::resilience::{BreakerError, BreakerSettings, BreakerState, CircuitBreaker};
 use moka::future::Cache;
@@ -168,6 +168,12 @@ impl AccountReader {
     ) -> Result<Vec<TransactionView>, ReadError> {
         RequestCounters::add(&counters.source_read);
         self.source(|store| async move { store.movements_between(account_id, after_version, up_to_version, limit, consistent).await }).await
+    }
+
+    /// Every row of one transfer or entry, on any account (its indexes).
+    pub async fn movements_of(&self, id: MovementId, counters: &RequestCounters) -> Result<Vec<(Uuid, TransactionView)>, ReadError> {
+        RequestCounters::add(&counters.source_read);
+        self.source(|store| async move { store.movements_of(id).await }).await
     }
 
     pub async fn hold(

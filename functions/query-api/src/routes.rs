@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::metrics::RequestCounters;
 use crate::reader::{Layer, ReadError};
+use crate::lookup;
 use crate::state::AppState;
 use crate::statement::{self, MAX_PERIOD, StatementError};
 
@@ -41,6 +42,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/accounts/{id}/holds/{hold_id}"),
     ("GET", "/accounts/{id}/statement"),
     ("GET", "/accounts/{id}/balance"),
+    ("GET", "/transfers/{transfer_id}"),
+    ("GET", "/entries/{entry_id}"),
 ];
 
 /// The response header naming the layer that answered (`l1`, `l2`, `dynamodb`).
@@ -58,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts/{id}/holds/{hold_id}", get(get_hold))
         .route("/accounts/{id}/statement", get(get_statement))
         .route("/accounts/{id}/balance", get(get_balance_at))
+        .route("/transfers/{transfer_id}", get(get_transfer))
+        .route("/entries/{entry_id}", get(get_entry))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -554,4 +559,49 @@ async fn get_balance_at(
     let answer =
         statement::balance_at(state.reader(), (id, account.currency, account.overdraft_limit), at, &counters).await.map_err(read_error)?;
     Ok(with_layer(Json(answer).into_response(), layer))
+}
+
+/// A `{transfer_id}` or `{entry_id}` path segment; one that does not decode is a 400.
+struct MovementPath(Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for MovementPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid = || ApiError::validation("the id must be a UUID");
+        let Path(text) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| invalid())?;
+        text.parse().map(MovementPath).map_err(|_| invalid())
+    }
+}
+
+/// A transfer by its id: both legs' accounts, amount, reference, time.
+/// Someone else's transfer is a 404 exactly as a missing one.
+async fn get_transfer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    MovementPath(id): MovementPath,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    check_params(&params, &[])?;
+    match lookup::transfer(state.reader(), &caller, id, &counters).await.map_err(read_error)? {
+        Some(transfer) => Ok(Json(transfer).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "transfer_not_found", "no such transfer")),
+    }
+}
+
+/// An entry by its id: every leg, reference, time. Someone else's entry
+/// is a 404 exactly as a missing one.
+async fn get_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(counters): Extension<Arc<RequestCounters>>,
+    MovementPath(id): MovementPath,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    check_params(&params, &[])?;
+    match lookup::entry(state.reader(), &caller, id, &counters).await.map_err(read_error)? {
+        Some(entry) => Ok(Json(entry).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "entry_not_found", "no such entry")),
+    }
 }

@@ -53,9 +53,9 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::tables::{EXPIRING_INDEX, OCCURRED_INDEX, OWNER_INDEX, TableNames, schema};
+use super::tables::{ENTRY_INDEX, EXPIRING_INDEX, OCCURRED_INDEX, OWNER_INDEX, TRANSFER_INDEX, TableNames, schema};
 use super::{
-    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError,
+    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, BalanceMark, Change, MovementId, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError,
     ReadModelStore, TransactionKind, TransactionPage, TransactionView,
 };
 use crate::config::{ConfigError, Env};
@@ -571,6 +571,32 @@ impl ReadModelStore for DynamoReadModel {
         output.items().iter().map(transaction_from_item).collect()
     }
 
+    async fn movements_of(&self, id: MovementId) -> Result<Vec<(Uuid, TransactionView)>, ReadModelError> {
+        let (index, key, value) = match id {
+            MovementId::Transfer(id) => (TRANSFER_INDEX, schema::TRANSFER_KEY, id),
+            MovementId::Entry(id) => (ENTRY_INDEX, schema::ENTRY_KEY, id),
+        };
+        // At most 16 legs (an entry), so one page holds them all.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.transactions)
+            .index_name(index)
+            .key_condition_expression("#id = :id")
+            .expression_attribute_names("#id", key)
+            .expression_attribute_values(":id", string(value))
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        let mut found = output
+            .items()
+            .iter()
+            .map(|item| Ok((parsed(item, "account_id")?, transaction_from_item(item)?)))
+            .collect::<Result<Vec<_>, ReadModelError>>()?;
+        found.sort_by_key(|(account, row)| (*account, row.version));
+        Ok(found)
+    }
+
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         // BatchGetItem refuses a key asked twice, takes 100 keys at a time,
         // and may leave some unprocessed (asked again).
@@ -767,6 +793,8 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), R
         .attribute_definitions(attribute(schema::TRANSACTIONS_PARTITION_KEY, ScalarAttributeType::S))
         .attribute_definitions(attribute(schema::TRANSACTIONS_SORT_KEY, ScalarAttributeType::N))
         .attribute_definitions(attribute(schema::OCCURRED_KEY, ScalarAttributeType::N))
+        .attribute_definitions(attribute(schema::TRANSFER_KEY, ScalarAttributeType::S))
+        .attribute_definitions(attribute(schema::ENTRY_KEY, ScalarAttributeType::S))
         .key_schema(key(schema::TRANSACTIONS_PARTITION_KEY, KeyType::Hash))
         .key_schema(key(schema::TRANSACTIONS_SORT_KEY, KeyType::Range))
         .local_secondary_indexes(
@@ -780,6 +808,22 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), R
                         .non_key_attributes(schema::OCCURRED_INDEX_ATTRIBUTE)
                         .build(),
                 )
+                .build()
+                .expect("complete"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(TRANSFER_INDEX)
+                .key_schema(key(schema::TRANSFER_KEY, KeyType::Hash))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("complete"),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(ENTRY_INDEX)
+                .key_schema(key(schema::ENTRY_KEY, KeyType::Hash))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .expect("complete"),
         )

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    AccountView, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore,
+    AccountView, ApplyOutcome, BalanceMark, Change, MovementId, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore,
     TransactionPage, TransactionView,
 };
 use crate::domain::HoldStatus;
@@ -164,6 +164,17 @@ impl ReadModelStore for InMemoryReadModel {
         let inner = self.lock();
         let Some(rows) = inner.transactions.get(&account_id) else { return Ok(vec![]) };
         Ok(rows.range(after_version + 1..=up_to_version).take(limit).map(|(_, row)| row.clone()).collect())
+    }
+
+    async fn movements_of(&self, id: MovementId) -> Result<Vec<(Uuid, TransactionView)>, ReadModelError> {
+        let inner = self.lock();
+        let mut found: Vec<_> = inner
+            .transactions
+            .iter()
+            .flat_map(|(account, rows)| rows.values().filter(|row| id.names(row)).map(|row| (*account, row.clone())))
+            .collect();
+        found.sort_by_key(|(account, row)| (*account, row.version));
+        Ok(found)
     }
 
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {

@@ -495,6 +495,25 @@ pub struct TransactionPage {
     pub next_before_version: Option<u64>,
 }
 
+/// A movement that spans accounts, by its id: what a look-up asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MovementId {
+    /// A transfer (also a hold captured into another account).
+    Transfer(Uuid),
+    /// An entry of 2 to 16 legs.
+    Entry(Uuid),
+}
+
+impl MovementId {
+    /// Whether `row` belongs to this movement.
+    pub fn names(&self, row: &TransactionView) -> bool {
+        match self {
+            Self::Transfer(id) => row.transfer_id == Some(*id),
+            Self::Entry(id) => row.entry_id == Some(*id),
+        }
+    }
+}
+
 /// Where an account's balance stood after one movement: that movement's
 /// version and the balance it left. What a statement opens and closes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +587,12 @@ pub trait ReadModelStore: Send + Sync + 'static {
         limit: usize,
         consistent: bool,
     ) -> Result<Vec<TransactionView>, ReadModelError>;
+
+    /// Every history row, on any account, of one transfer or one entry, as
+    /// (account, row), in account order: what a look-up shows. Through the
+    /// transfer and entry indexes, so eventually consistent: a movement
+    /// just projected may be missing for a moment.
+    async fn movements_of(&self, id: MovementId) -> Result<Vec<(Uuid, TransactionView)>, ReadModelError>;
 
     /// The accounts among `ids` that exist, strongly consistent, in id
     /// order: one call for many (reconciliation compares them in bulk).

@@ -8,6 +8,11 @@ pub const OWNER_INDEX: &str = "owner_id-index";
 /// strongly consistent reads, same partition).
 pub const OCCURRED_INDEX: &str = "occurred-index";
 
+/// The sparse indexes of history rows by transfer and by entry, on the
+/// transactions table (only rows naming one are in each).
+pub const TRANSFER_INDEX: &str = "transfer_id-index";
+pub const ENTRY_INDEX: &str = "entry_id-index";
+
 /// The sparse index of active holds by expiry on the holds table.
 pub const EXPIRING_INDEX: &str = "expiring-index";
 
@@ -65,6 +70,11 @@ pub mod schema {
     /// `balance_after`: where a statement opens and closes.
     pub const OCCURRED_KEY: &str = "occurred_ns";
     pub const OCCURRED_INDEX_ATTRIBUTE: &str = "balance_after";
+    /// Transactions' sparse global indexes `transfer_id-index` on
+    /// `transfer_id` (S) and `entry_id-index` on `entry_id` (S), all
+    /// attributes: a transfer's or an entry's legs on every account.
+    pub const TRANSFER_KEY: &str = "transfer_id";
+    pub const ENTRY_KEY: &str = "entry_id";
     /// Holds: partition key `account_id` (S), sort key `hold_id` (S); index
     /// `expiring-index` on `expiring` (S, present only while the hold is
     /// active, always "active") and `expires_at` (S, RFC 3339 in UTC with

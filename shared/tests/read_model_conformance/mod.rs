@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use ledgerline_shared::domain::{AccountEvent, Amount, HoldStatus, HoldTransfer};
-use ledgerline_shared::read_model::{ApplyOutcome, BalanceMark, Change, Folded, HoldFilter, ReadModelStore, TransactionKind, change_for};
+use ledgerline_shared::read_model::{ApplyOutcome, BalanceMark, Change, Folded, MovementId, HoldFilter, ReadModelStore, TransactionKind, change_for};
 use uuid::Uuid;
 
 #[async_trait]
@@ -35,6 +35,7 @@ macro_rules! read_model_tests {
             replace_writes_the_holds_a_fold_touched,
             an_entry_leg_is_a_movement_naming_its_entry,
             movements_are_found_by_time_and_by_version_range,
+            a_transfer_and_an_entry_are_found_by_id_on_every_account,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -445,4 +446,36 @@ pub async fn movements_are_found_by_time_and_by_version_range(factory: &dyn Fact
     assert_eq!(versions(store.movements_between(account, 2, 5, 10, true).await.unwrap()), vec![3, 4, 5], "oldest first, after 2 up to 5");
     assert_eq!(versions(store.movements_between(account, 0, 5, 2, true).await.unwrap()), vec![2, 3], "at most the limit");
     assert_eq!(versions(store.movements_between(account, 5, 5, 10, true).await.unwrap()), Vec::<u64>::new());
+}
+
+pub async fn a_transfer_and_an_entry_are_found_by_id_on_every_account(factory: &dyn Factory) {
+    let store = factory.make().await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for account in [a, b] {
+        store.apply(&opened(account, "alice")).await.unwrap();
+    }
+    store.apply(&deposited(a, 2, 100, 100)).await.unwrap();
+    let (transfer_id, entry_id, amount) = (Uuid::now_v7(), Uuid::now_v7(), Amount::new(30).unwrap());
+    let sent = AccountEvent::TransferSent { transfer_id, to_account_id: b, amount, balance_after: 70, reference: None, at: at(3) };
+    store.apply(&change_for(a, 3, &sent)).await.unwrap();
+    let received = AccountEvent::TransferReceived { transfer_id, from_account_id: a, amount, balance_after: 30, reference: None, at: at(3) };
+    store.apply(&change_for(b, 2, &received)).await.unwrap();
+    let debited = AccountEvent::EntryDebited { entry_id, amount, balance_after: 40, reference: None, at: at(4) };
+    store.apply(&change_for(a, 4, &debited)).await.unwrap();
+    let credited = AccountEvent::EntryCredited { entry_id, amount, balance_after: 60, reference: None, at: at(4) };
+    store.apply(&change_for(b, 3, &credited)).await.unwrap();
+
+    let found = |rows: Vec<(Uuid, ledgerline_shared::read_model::TransactionView)>| {
+        let mut found: Vec<_> = rows.iter().map(|(account, row)| (*account, row.version, row.kind)).collect();
+        found.sort_by_key(|(account, version, _)| (*account, *version));
+        found
+    };
+    let mut want = vec![(a, 3, TransactionKind::TransferOut), (b, 2, TransactionKind::TransferIn)];
+    want.sort_by_key(|(account, version, _)| (*account, *version));
+    assert_eq!(found(store.movements_of(MovementId::Transfer(transfer_id)).await.unwrap()), want);
+    let mut want = vec![(a, 4, TransactionKind::EntryDebit), (b, 3, TransactionKind::EntryCredit)];
+    want.sort_by_key(|(account, version, _)| (*account, *version));
+    assert_eq!(found(store.movements_of(MovementId::Entry(entry_id)).await.unwrap()), want);
+    assert!(store.movements_of(MovementId::Entry(transfer_id)).await.unwrap().is_empty(), "a transfer's id is no entry's");
+    assert!(store.movements_of(MovementId::Transfer(Uuid::new_v4())).await.unwrap().is_empty());
 }

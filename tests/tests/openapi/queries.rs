@@ -114,6 +114,16 @@ async fn every_documented_query_response_conforms_to_the_document() {
     apply(&store, b, 9, out_of_the_ledger).await;
     apply(&store, b, 10, AccountEvent::HoldReleased { hold_id: released, amount: Amount::new(30).unwrap(), at: at(6) }).await;
 
+    // An entry from carol's account c to a new account d of alice's.
+    let (d, entry_id) = (Uuid::new_v4(), Uuid::now_v7());
+    let opened =
+        AccountEvent::Opened { account_id: d, owner_id: "alice".into(), currency: "EUR".parse().unwrap(), overdraft_limit: 0, at: at(0) };
+    apply(&store, d, 1, opened).await;
+    let ten = Amount::new(10).unwrap();
+    let debited = AccountEvent::EntryDebited { entry_id, amount: ten, balance_after: 50, reference: None, at: at(7) };
+    apply(&store, c, 3, debited).await;
+    apply(&store, d, 2, AccountEvent::EntryCredited { entry_id, amount: ten, balance_after: 10, reference: None, at: at(7) }).await;
+
     let settings = QuerySettings {
         max_in_flight: 1,
         queue_wait: Duration::from_millis(1),
@@ -255,6 +265,24 @@ async fn every_documented_query_response_conforms_to_the_document() {
     api.get(404, template, &format!("/accounts/{c}/balance"), "at=2026-03-01T12:00:03Z", ALICE, &[]).await;
     let balance_path = path;
 
+    // GET /transfers/{transfer_id} and GET /entries/{entry_id}.
+    let template = "/transfers/{transfer_id}";
+    let transfer_path = format!("/transfers/{transfer_id}");
+    let found = api.get(200, template, &transfer_path, "", ALICE, &[]).await;
+    assert_eq!((found["from_account_id"].as_str(), found["amount"].as_i64()), (Some(a.to_string().as_str()), Some(400)), "{found}");
+    let capture = api.get(200, template, &format!("/transfers/{capture_id}"), "", ALICE, &[]).await;
+    assert_eq!(capture["hold_id"].as_str(), Some(to_c.to_string().as_str()), "{capture}");
+    api.get(400, template, "/transfers/not-a-uuid", "", ALICE, &[]).await;
+    api.get(401, template, &transfer_path, "", NOBODY, &[]).await;
+    api.get(404, template, &format!("/transfers/{}", Uuid::new_v4()), "", ALICE, &[]).await;
+    let template = "/entries/{entry_id}";
+    let entry_path = format!("/entries/{entry_id}");
+    let entry = api.get(200, template, &entry_path, "", ALICE, &[]).await;
+    assert_eq!(entry["legs"].as_array().map(Vec::len), Some(2), "{entry}");
+    api.get(400, template, "/entries/not-a-uuid", "", ALICE, &[]).await;
+    api.get(401, template, &entry_path, "", NOBODY, &[]).await;
+    api.get(404, template, &format!("/entries/{}", Uuid::new_v4()), "", ALICE, &[]).await;
+
     // 503: the shedder's one slot is taken for as long as this holds it.
     let slot = api.state.shedder().admit().await.expect("a free slot");
     for (template, path) in [
@@ -265,6 +293,8 @@ async fn every_documented_query_response_conforms_to_the_document() {
         ("/accounts/{id}/holds/{hold_id}", hold_path),
         ("/accounts/{id}/statement", statement_path),
         ("/accounts/{id}/balance", balance_path),
+        ("/transfers/{transfer_id}", transfer_path),
+        ("/entries/{entry_id}", entry_path),
     ] {
         api.get(503, template, &path, "", ALICE, &[]).await;
     }
