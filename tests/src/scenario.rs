@@ -621,7 +621,9 @@ pub async fn entries(base_url: &str, minter: &dyn TokenMinter, settings: &Settin
         .as_array()
         .expect("legs")
         .iter()
-        .map(|leg| (leg["account_id"].as_str().unwrap_or_default().to_owned(), leg["side"].as_str().unwrap_or_default(), int(&leg["amount"])))
+        .map(|leg| {
+            (leg["account_id"].as_str().unwrap_or_default().to_owned(), leg["side"].as_str().unwrap_or_default(), int(&leg["amount"]))
+        })
         .collect();
     assert_eq!(legs.len(), 3, "{looked_up:?}");
     assert_eq!(legs[0], (euros.id.clone(), "debit", 105), "the debit first: {looked_up:?}");

@@ -94,6 +94,13 @@ impl ReadModelStore for OneByOne {
     ) -> Result<Vec<ledgerline_shared::read_model::TransactionView>, ReadModelError> {
         self.0.movements_between(account_id, after_version, up_to_version, limit, consistent).await
     }
+
+    async fn movements_of(
+        &self,
+        id: ledgerline_shared::read_model::MovementId,
+    ) -> Result<Vec<(uuid::Uuid, ledgerline_shared::read_model::TransactionView)>, ReadModelError> {
+        self.0.movements_of(id).await
+    }
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         self.0.accounts(ids).await
     }

@@ -113,7 +113,8 @@ pub async fn entry(
 ) -> Result<Option<EntryBody>, ReadError> {
     let rows = reader.movements_of(MovementId::Entry(entry_id), counters).await?;
     let Some((_, first)) = rows.first() else { return Ok(None) };
-    let accounts = accounts(reader, rows.iter().map(|(account, _)| *account), counters).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|(account, _)| *account).collect();
+    let accounts = accounts(reader, ids, counters).await?;
     if !visible_to(caller, &accounts) {
         return Ok(None);
     }

@@ -25,9 +25,9 @@ use ledgerline_shared::read_model::{AccountView, HoldFilter, HoldView, Transacti
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::lookup;
 use crate::metrics::RequestCounters;
 use crate::reader::{Layer, ReadError};
-use crate::lookup;
 use crate::state::AppState;
 use crate::statement::{self, MAX_PERIOD, StatementError};
 

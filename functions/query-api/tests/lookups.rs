@@ -22,7 +22,8 @@ async fn a_transfer_is_shown_to_either_side_and_to_nobody_else() {
     let (from, to) = (account_with_deposits(store.as_ref(), &alice, 1).await, open(store.as_ref(), &bob).await);
     let (transfer_id, amount) = (Uuid::now_v7(), Amount::new(7).unwrap());
     let reference = Some(Reference::new("rent").unwrap());
-    let sent = AccountEvent::TransferSent { transfer_id, to_account_id: to, amount, balance_after: 3, reference: reference.clone(), at: at(3) };
+    let sent =
+        AccountEvent::TransferSent { transfer_id, to_account_id: to, amount, balance_after: 3, reference: reference.clone(), at: at(3) };
     apply(store.as_ref(), from, 3, sent).await;
     let received = AccountEvent::TransferReceived { transfer_id, from_account_id: from, amount, balance_after: 7, reference, at: at(3) };
     apply(store.as_ref(), to, 2, received).await;
@@ -76,8 +77,10 @@ async fn an_entry_is_shown_with_every_leg_to_anyone_in_it() {
     let path = format!("/entries/{entry_id}");
     let answer = api.get(&bank, &path).await;
     answer.assert_ok();
-    let mut credits = vec![json!({"account_id": shop_account, "side": "credit", "amount": 9, "currency": "EUR"}),
-                           json!({"account_id": fee_account, "side": "credit", "amount": 1, "currency": "EUR"})];
+    let mut credits = vec![
+        json!({"account_id": shop_account, "side": "credit", "amount": 9, "currency": "EUR"}),
+        json!({"account_id": fee_account, "side": "credit", "amount": 1, "currency": "EUR"}),
+    ];
     credits.sort_by_key(|leg| leg["account_id"].as_str().unwrap().to_owned());
     let mut legs = vec![json!({"account_id": payer_account, "side": "debit", "amount": 10, "currency": "EUR"})];
     legs.extend(credits);

@@ -218,6 +218,14 @@ impl ReadModelStore for Flaky {
         self.check().await?;
         self.inner.movements_between(account_id, after_version, up_to_version, limit, consistent).await
     }
+
+    async fn movements_of(
+        &self,
+        id: ledgerline_shared::read_model::MovementId,
+    ) -> Result<Vec<(uuid::Uuid, ledgerline_shared::read_model::TransactionView)>, ReadModelError> {
+        self.check().await?;
+        self.inner.movements_of(id).await
+    }
     async fn accounts(&self, ids: &[Uuid]) -> Result<Vec<AccountView>, ReadModelError> {
         self.check().await?;
         self.inner.accounts(ids).await

@@ -55,8 +55,8 @@ use uuid::Uuid;
 
 use super::tables::{ENTRY_INDEX, EXPIRING_INDEX, OCCURRED_INDEX, OWNER_INDEX, TRANSFER_INDEX, TableNames, schema};
 use super::{
-    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, BalanceMark, Change, MovementId, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError,
-    ReadModelStore, TransactionKind, TransactionPage, TransactionView,
+    AccountUpdate, AccountView, ActiveHold, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, MovementId,
+    ReadModelError, ReadModelStore, TransactionKind, TransactionPage, TransactionView,
 };
 use crate::config::{ConfigError, Env};
 use crate::domain::HoldStatus;

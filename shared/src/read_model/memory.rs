@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    AccountView, ApplyOutcome, BalanceMark, Change, MovementId, HoldChange, HoldFilter, HoldPage, HoldView, ReadModelError, ReadModelStore,
+    AccountView, ApplyOutcome, BalanceMark, Change, HoldChange, HoldFilter, HoldPage, HoldView, MovementId, ReadModelError, ReadModelStore,
     TransactionPage, TransactionView,
 };
 use crate::domain::HoldStatus;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use ledgerline_shared::domain::{AccountEvent, Amount, HoldStatus, HoldTransfer};
-use ledgerline_shared::read_model::{ApplyOutcome, BalanceMark, Change, Folded, MovementId, HoldFilter, ReadModelStore, TransactionKind, change_for};
+use ledgerline_shared::read_model::{
+    ApplyOutcome, BalanceMark, Change, Folded, HoldFilter, MovementId, ReadModelStore, TransactionKind, change_for,
+};
 use uuid::Uuid;
 
 #[async_trait]
@@ -458,7 +460,8 @@ pub async fn a_transfer_and_an_entry_are_found_by_id_on_every_account(factory: &
     let (transfer_id, entry_id, amount) = (Uuid::now_v7(), Uuid::now_v7(), Amount::new(30).unwrap());
     let sent = AccountEvent::TransferSent { transfer_id, to_account_id: b, amount, balance_after: 70, reference: None, at: at(3) };
     store.apply(&change_for(a, 3, &sent)).await.unwrap();
-    let received = AccountEvent::TransferReceived { transfer_id, from_account_id: a, amount, balance_after: 30, reference: None, at: at(3) };
+    let received =
+        AccountEvent::TransferReceived { transfer_id, from_account_id: a, amount, balance_after: 30, reference: None, at: at(3) };
     store.apply(&change_for(b, 2, &received)).await.unwrap();
     let debited = AccountEvent::EntryDebited { entry_id, amount, balance_after: 40, reference: None, at: at(4) };
     store.apply(&change_for(a, 4, &debited)).await.unwrap();

@@ -133,10 +133,10 @@ async fn every_documented_query_response_conforms_to_the_document() {
     let state = AppState::new(store, None, &settings, Metrics::new(Arc::new(MemorySink::default())));
     let api = Queries { contract: Contract::load(), router: query_api::router(state.clone()), state };
 
-    // GET /accounts: two pages of one, and the refusals.
-    let page = api.get(200, "/accounts", "/accounts", "limit=1", ALICE, &[]).await;
+    // GET /accounts: alice's three accounts in two pages, and the refusals.
+    let page = api.get(200, "/accounts", "/accounts", "limit=2", ALICE, &[]).await;
     let cursor = page["next_cursor"].as_str().expect("a second page").to_owned();
-    let last = api.get(200, "/accounts", "/accounts", &format!("limit=1&cursor={cursor}"), ALICE, &[]).await;
+    let last = api.get(200, "/accounts", "/accounts", &format!("limit=2&cursor={cursor}"), ALICE, &[]).await;
     assert!(last["next_cursor"].is_null());
     api.get(400, "/accounts", "/accounts", "limit=0", ALICE, &[]).await;
     api.get(401, "/accounts", "/accounts", "", NOBODY, &[]).await;
