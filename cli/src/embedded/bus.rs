@@ -275,6 +275,31 @@ mod tests {
         ) -> Result<ledgerline_shared::read_model::TransactionPage, ledgerline_shared::read_model::ReadModelError> {
             Ok(ledgerline_shared::read_model::TransactionPage { items: vec![], next_before_version: None })
         }
+        async fn last_movement_before(
+            &self,
+            _: uuid::Uuid,
+            _: chrono::DateTime<chrono::Utc>,
+            _: bool,
+        ) -> Result<Option<ledgerline_shared::read_model::BalanceMark>, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn movements_between(
+            &self,
+            _: uuid::Uuid,
+            _: u64,
+            _: u64,
+            _: usize,
+            _: bool,
+        ) -> Result<Vec<ledgerline_shared::read_model::TransactionView>, ledgerline_shared::read_model::ReadModelError> {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
+        async fn movements_of(
+            &self,
+            _: ledgerline_shared::read_model::MovementId,
+        ) -> Result<Vec<(uuid::Uuid, ledgerline_shared::read_model::TransactionView)>, ledgerline_shared::read_model::ReadModelError>
+        {
+            Err(ledgerline_shared::read_model::ReadModelError::Unavailable("down".into()))
+        }
         async fn accounts(
             &self,
             _: &[uuid::Uuid],
