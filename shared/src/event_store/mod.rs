@@ -25,6 +25,8 @@ pub use envelope::{ENVELOPE_FORMAT, EnvelopeError, EventEnvelope, EventMetadata}
 pub use error::StoreError;
 pub use memory::InMemoryEventStore;
 pub use postgres::PostgresEventStore;
+#[doc(hidden)]
+pub use postgres::command_read_statement;
 pub(crate) use postgres::{EVENT_COLUMNS, headers_to_json, map_pg_error, row_to_event};
 
 use crate::idempotency::{IdempotencyRecord, NewIdempotencyRecord};

@@ -505,7 +505,15 @@ async fn command_read_on(client: &deadpool_postgres::Object, read: &CommandRead)
 
 /// The read of `read`'s streams, by how many there are.
 fn command_read_sql(read: &CommandRead) -> &'static str {
-    match read.streams.len() {
+    command_read_statement(read.streams.len())
+}
+
+/// The statement a command's read of `streams` streams runs: one or two ids
+/// as plain parameters, more as one `uuid[]`. Public for the test of its
+/// plans (`shared/tests/postgres_plans.rs`).
+#[doc(hidden)]
+pub fn command_read_statement(streams: usize) -> &'static str {
+    match streams {
         1 => COMMAND_READ_ONE_SQL,
         2 => COMMAND_READ_TWO_SQL,
         _ => COMMAND_READ_ANY_SQL,
