@@ -67,11 +67,17 @@ def main():
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
     )
-    existing = set(client.list_tables()["TableNames"])
+    # list_tables answers 100 names a page; the tests' own tables come and go.
+    existing = set()
+    for page in client.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
     for table in definitions(args.template):
         if table["TableName"] in existing:
             continue
-        client.create_table(**table)
+        try:
+            client.create_table(**table)
+        except client.exceptions.ResourceInUseException:
+            continue  # made meanwhile
         client.get_waiter("table_exists").wait(TableName=table["TableName"])
         print(f"services: created table {table['TableName']}")
     return 0

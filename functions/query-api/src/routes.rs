@@ -461,17 +461,27 @@ fn statement_error(error: StatementError) -> ApiError {
     match error {
         StatementError::Read(error) => read_error(error),
         StatementError::TotalsOverflow => ApiError::validation("the period's totals do not fit in 64 bits; ask for a shorter period"),
+        StatementError::NotYetConsistent => ApiError::unavailable("the read model is still writing this period's movements; retry shortly"),
     }
 }
 
-/// Whether the client asked for CSV (`Accept: text/csv`).
+/// Whether the client prefers CSV: `text/csv` accepted (q > 0) and ranked
+/// above `application/json` (JSON, the default, wins a tie; wildcards do not
+/// count against a media type named outright).
 fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|media| media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")))
+    let (mut csv, mut json) = (0.0_f32, 0.0_f32);
+    let ranges = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    for range in ranges {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts.filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).next().unwrap_or(1.0);
+        match media.as_str() {
+            "text/csv" => csv = csv.max(q),
+            "application/json" => json = json.max(q),
+            _ => {}
+        }
+    }
+    csv > 0.0 && csv > json
 }
 
 /// The header that carries a CSV statement's next cursor (a CSV body has
@@ -603,5 +613,27 @@ async fn get_entry(
     match lookup::entry(state.reader(), &caller, id, &counters).await.map_err(read_error)? {
         Some(entry) => Ok(Json(entry).into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "entry_not_found", "no such entry")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        HeaderMap::from_iter([(header::ACCEPT, HeaderValue::from_str(value).unwrap())])
+    }
+
+    #[test]
+    fn csv_only_when_it_is_preferred() {
+        assert!(wants_csv(&accept("text/csv")));
+        assert!(wants_csv(&accept("text/csv, application/json;q=0.5")));
+        assert!(wants_csv(&accept("TEXT/CSV; charset=utf-8")));
+        assert!(!wants_csv(&accept("text/csv;q=0, application/json")));
+        assert!(!wants_csv(&accept("application/json, text/csv;q=0.1")));
+        assert!(wants_csv(&accept("text/csv, */*")));
+        assert!(!wants_csv(&accept("text/csv, application/json")), "a tie goes to JSON");
+        assert!(!wants_csv(&accept("application/json")));
+        assert!(!wants_csv(&HeaderMap::new()));
     }
 }

@@ -59,6 +59,10 @@ pub enum StatementError {
     Read(ReadError),
     /// The period's totals do not fit in 64 bits: ask for a shorter one.
     TotalsOverflow,
+    /// The rows do not chain from the opening balance to the closing one: a
+    /// row of the period is not in the read model yet (the projector writes
+    /// a run's rows one by one). Retry shortly; no cursor is issued.
+    NotYetConsistent,
 }
 
 impl From<ReadError> for StatementError {
@@ -87,12 +91,21 @@ pub async fn first_page(
     let mut items = Vec::new();
     let mut more = false;
     let mut after = opening.version;
+    // Each row must leave the balance the one before it left, moved by its
+    // amount: a missing row shows as a break in the chain.
+    let mut running = opening.balance;
     loop {
         let batch = reader.movements_between(account_id, after, closing.version, TOTALS_BATCH, true, counters).await?;
         let Some(last) = batch.last() else { break };
         after = last.version;
         for row in batch {
-            let total = if is_credit(row.kind) { &mut credits } else { &mut debits };
+            let credit = is_credit(row.kind);
+            let moved = if credit { running.checked_add(row.amount) } else { running.checked_sub(row.amount) };
+            if moved != Some(row.balance_after) {
+                return Err(StatementError::NotYetConsistent);
+            }
+            running = row.balance_after;
+            let total = if credit { &mut credits } else { &mut debits };
             *total = total.checked_add(row.amount).ok_or(StatementError::TotalsOverflow)?;
             if items.len() < limit {
                 items.push(row);
@@ -100,6 +113,9 @@ pub async fn first_page(
                 more = true;
             }
         }
+    }
+    if running != closing.balance {
+        return Err(StatementError::NotYetConsistent);
     }
     let position = StatementPosition {
         account_id,
@@ -182,7 +198,7 @@ pub async fn balance_at(
     let held = held_at(reader, account_id, at, counters).await?;
     let balance = mark.map_or(0, |m| m.balance);
     // Before its first movement an account had nothing to spend but its overdraft.
-    let available_balance = balance + overdraft_limit - held;
+    let available_balance = balance.saturating_add(overdraft_limit).saturating_sub(held);
     Ok(BalanceAt { account_id, currency, at, balance, held, available_balance, version: mark.map_or(0, |m| m.version) })
 }
 

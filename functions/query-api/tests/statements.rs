@@ -5,7 +5,7 @@
 mod support;
 
 use ledgerline_shared::domain::{AccountEvent, Amount, Reference};
-use ledgerline_shared::read_model::{ApplyOutcome, ReadModelStore, change_for};
+use ledgerline_shared::read_model::{ApplyOutcome, Folded, ReadModelStore, change_for};
 use serde_json::{Value, json};
 use support::*;
 use uuid::Uuid;
@@ -174,4 +174,37 @@ async fn the_balance_at_a_time_is_after_every_movement_up_to_it() {
     api.get(&owner, &format!("/accounts/{id}/balance")).await.assert_problem(400, "validation_failed");
     api.get(&owner, &format!("/accounts/{id}/balance?at=2999-01-01T00:00:00Z")).await.assert_problem(400, "validation_failed");
     api.get(&user(), &format!("/accounts/{id}/balance?at={}", time(4))).await.assert_problem(404, "account_not_found");
+}
+
+#[tokio::test]
+async fn a_period_with_a_row_not_written_yet_is_a_503_not_a_statement_that_does_not_add_up() {
+    let (api, store) = api().await;
+    let owner = user();
+    // The account at version 4 with the rows of versions 2 and 4 only, as a
+    // run's rows land one by one: version 3's row is still on its way.
+    let id = Uuid::new_v4();
+    let mut folded = Folded::default();
+    let opened =
+        AccountEvent::Opened { account_id: id, owner_id: owner.clone(), currency: "EUR".parse().unwrap(), overdraft_limit: 0, at: at(0) };
+    assert!(folded.push(change_for(id, 1, &opened)));
+    for version in 2..=4_u64 {
+        let deposited = AccountEvent::Deposited {
+            amount: Amount::new(10).unwrap(),
+            balance_after: 10 * (version as i64 - 1),
+            reference: None,
+            at: at(version as u32),
+        };
+        assert!(folded.push(change_for(id, version, &deposited)));
+    }
+    let rows: Vec<_> = folded.rows.iter().filter(|row| row.version != 3).cloned().collect();
+    assert!(store.replace(folded.view.as_ref().unwrap(), &rows, &[]).await.unwrap());
+    let answer = api.get(&owner, &format!("/accounts/{id}/statement?from={}", time(0))).await;
+    answer.assert_problem(503, "service_unavailable");
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    // Once the row is there, the statement adds up.
+    // (The account item is already at version 4: only the rows are written.)
+    store.replace(folded.view.as_ref().unwrap(), &folded.rows, &[]).await.unwrap();
+    let answer = api.get(&owner, &format!("/accounts/{id}/statement?from={}", time(0))).await;
+    answer.assert_ok();
+    assert_eq!((answer.body["closing_balance"].as_i64(), answer.body["total_credits"].as_i64()), (Some(30), Some(30)));
 }
