@@ -92,6 +92,8 @@ async fn undeclared_methods_on_served_paths_are_405_problems_with_allow() {
 
 const PLACEHOLDER: &str = "0b7e2f3a-5c1d-4e8f-9a6b-2d3c4e5f6a7b";
 const HOLD_PLACEHOLDER: &str = "019a7c60-1f2e-7a3b-8c4d-5e6f7a8b9c0d";
+const TRANSFER_PLACEHOLDER: &str = "019a7c60-2a2b-7c3d-8e4f-5a6b7c8d9e0f";
+const ENTRY_PLACEHOLDER: &str = "019a7c60-3b3c-7d4e-9f5a-6b7c8d9e0f1a";
 
 /// A sample with its placeholders replaced, through the router: the
 /// status, the correlation id and the body.
@@ -118,25 +120,66 @@ async fn the_samples_parse_and_route() {
         ("list-accounts", 200, Some(1)),
         ("list-accounts-admin", 200, Some(1)),
         ("list-transactions", 200, Some(1)),
+        ("get-statement", 200, Some(1)),
     ];
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo_file("events/query-api"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
         .collect();
     let holds = ["list-holds", "get-hold"];
-    let covered: BTreeSet<String> = expected.iter().map(|(name, _, _)| name.to_string()).chain(holds.map(String::from)).collect();
+    let others = ["get-balance-at", "get-transfer", "get-entry"];
+    let covered: BTreeSet<String> =
+        expected.iter().map(|(name, _, _)| name.to_string()).chain(holds.map(String::from)).chain(others.map(String::from)).collect();
     assert_eq!(on_disk, covered, "every sample is exercised here");
     for (name, status, items) in expected {
         let (got, correlation, body) = send_sample(&api, name, &account, HOLD_PLACEHOLDER).await;
         assert_eq!(got, *status, "{name}");
         assert_eq!(correlation, format!("sample-{name}"));
-        if let Some(count) = items {
+        if name == &"get-statement" {
+            assert_eq!((body["opening_balance"].as_i64(), body["closing_balance"].as_i64()), (Some(0), Some(10)), "{name}: {body}");
+        } else if let Some(count) = items {
             assert_eq!(body["items"].as_array().map(Vec::len), Some(*count), "{name}: {body}");
         } else if *status == 200 {
             assert_eq!((body["account_id"].as_str(), body["version"].as_u64()), (Some(account.as_str()), Some(2)), "{name}");
         }
     }
-    // The holds samples, once the account has a hold (its version 3).
+    let (got, _, body) = send_sample(&api, "get-balance-at", &account, HOLD_PLACEHOLDER).await;
+    assert_eq!((got, body["balance"].as_i64(), body["version"].as_u64()), (200, Some(10), Some(2)), "get-balance-at: {body}");
+    // The look-up samples, once there is a transfer (version 3) and an entry
+    // (version 4) with the samples' ids from alice's account to bob's.
+    let bob = account_with_deposits(store.as_ref(), "bob", 0).await;
+    let (transfer_id, entry_id) = (TRANSFER_PLACEHOLDER.parse().unwrap(), ENTRY_PLACEHOLDER.parse().unwrap());
+    let one = Amount::new(1).unwrap();
+    let moves = [
+        (
+            account_id,
+            3,
+            AccountEvent::TransferSent { transfer_id, to_account_id: bob, amount: one, balance_after: 9, reference: None, at: at(3) },
+        ),
+        (
+            bob,
+            2,
+            AccountEvent::TransferReceived {
+                transfer_id,
+                from_account_id: account_id,
+                amount: one,
+                balance_after: 1,
+                reference: None,
+                at: at(3),
+            },
+        ),
+        (account_id, 4, AccountEvent::EntryDebited { entry_id, amount: one, balance_after: 8, reference: None, at: at(4) }),
+        (bob, 3, AccountEvent::EntryCredited { entry_id, amount: one, balance_after: 2, reference: None, at: at(4) }),
+    ];
+    for (account, version, event) in moves {
+        store.apply(&change_for(account, version, &event)).await.unwrap();
+    }
+    let (got, _, body) = send_sample(&api, "get-transfer", &account, HOLD_PLACEHOLDER).await;
+    assert_eq!((got, body["to_account_id"].as_str()), (200, Some(bob.to_string().as_str())), "get-transfer: {body}");
+    let (got, _, body) = send_sample(&api, "get-entry", &account, HOLD_PLACEHOLDER).await;
+    assert_eq!((got, body["legs"].as_array().map(Vec::len)), (200, Some(2)), "get-entry: {body}");
+
+    // The holds samples, once the account has a hold (its version 5).
     let hold = uuid::Uuid::now_v7();
     let placed = AccountEvent::HoldPlaced {
         hold_id: hold,
@@ -145,7 +188,7 @@ async fn the_samples_parse_and_route() {
         expires_at: chrono::Utc::now() + chrono::Duration::days(3),
         at: at(10),
     };
-    store.apply(&change_for(account_id, 3, &placed)).await.unwrap();
+    store.apply(&change_for(account_id, 5, &placed)).await.unwrap();
     for name in holds {
         let (got, correlation, body) = send_sample(&api, name, &account, &hold.to_string()).await;
         assert_eq!((got, correlation), (200, format!("sample-{name}")), "{name}: {body}");
