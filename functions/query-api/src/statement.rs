@@ -13,7 +13,7 @@
 //! and those totals, so every later page is one read and all pages agree.
 
 use chrono::{DateTime, Duration, Utc};
-use ledgerline_shared::read_model::{BalanceMark, HoldFilter, TransactionKind, TransactionView};
+use ledgerline_shared::read_model::{BalanceMark, HoldFilter, TransactionView};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -30,11 +30,6 @@ const TOTALS_BATCH: usize = 1000;
 /// How long a hold can live: one placed earlier than this before a moment
 /// cannot be active at it (placing refuses more than 30 days).
 const LONGEST_HOLD: Duration = Duration::days(31);
-
-/// Whether a movement of this kind adds to the balance.
-pub fn is_credit(kind: TransactionKind) -> bool {
-    matches!(kind, TransactionKind::Deposit | TransactionKind::TransferIn | TransactionKind::EntryCredit)
-}
 
 /// What a statement page shows.
 #[derive(Debug, Serialize)]
@@ -99,7 +94,7 @@ pub async fn first_page(
         let Some(last) = batch.last() else { break };
         after = last.version;
         for row in batch {
-            let credit = is_credit(row.kind);
+            let credit = row.kind.is_credit();
             let moved = if credit { running.checked_add(row.amount) } else { running.checked_sub(row.amount) };
             if moved != Some(row.balance_after) {
                 return Err(StatementError::NotYetConsistent);
@@ -236,7 +231,7 @@ pub fn to_csv(statement: &Statement) -> String {
     );
     let id = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
     for row in &statement.items {
-        let signed = if is_credit(row.kind) { row.amount } else { -row.amount };
+        let signed = if row.kind.is_credit() { row.amount } else { -row.amount };
         let fields = [
             row.occurred_at.to_rfc3339(),
             row.version.to_string(),
@@ -274,21 +269,5 @@ mod tests {
         assert_eq!(csv_text("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_text("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_text("-1,2"), "\"'-1,2\"");
-    }
-
-    #[test]
-    fn credits_are_what_adds_to_a_balance() {
-        let credits: Vec<_> = [
-            TransactionKind::Deposit,
-            TransactionKind::Withdrawal,
-            TransactionKind::TransferIn,
-            TransactionKind::TransferOut,
-            TransactionKind::EntryDebit,
-            TransactionKind::EntryCredit,
-        ]
-        .into_iter()
-        .filter(|k| is_credit(*k))
-        .collect();
-        assert_eq!(credits, vec![TransactionKind::Deposit, TransactionKind::TransferIn, TransactionKind::EntryCredit]);
     }
 }

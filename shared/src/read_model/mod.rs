@@ -185,6 +185,12 @@ impl TransactionKind {
         }
     }
 
+    /// Whether a movement of this kind adds its amount to the balance (the
+    /// others take it away): how a history or a statement is summed.
+    pub fn is_credit(self) -> bool {
+        matches!(self, Self::Deposit | Self::TransferIn | Self::EntryCredit)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Deposit, Self::Withdrawal, Self::TransferIn, Self::TransferOut, Self::EntryDebit, Self::EntryCredit]
             .into_iter()
@@ -634,6 +640,20 @@ mod tests {
 
     use super::*;
     use crate::domain::{Amount, Reference};
+
+    #[test]
+    fn credits_are_the_kinds_that_add_to_a_balance() {
+        let all = [
+            TransactionKind::Deposit,
+            TransactionKind::Withdrawal,
+            TransactionKind::TransferIn,
+            TransactionKind::TransferOut,
+            TransactionKind::EntryDebit,
+            TransactionKind::EntryCredit,
+        ];
+        let credits: Vec<_> = all.into_iter().filter(|k| k.is_credit()).collect();
+        assert_eq!(credits, vec![TransactionKind::Deposit, TransactionKind::TransferIn, TransactionKind::EntryCredit]);
+    }
 
     #[test]
     fn money_events_update_the_balance_and_add_a_history_row() {
