@@ -584,6 +584,24 @@ async fn the_read_side_converges_exactly_after_every_kind_of_fault() {
         want.sort();
         assert_eq!(legs_here, want, "{id}: every accepted entry's leg once, and no other entry");
     }
+    // Every accepted entry looked up by id: exactly its legs, on their accounts.
+    for (entry, legs) in &entries {
+        let answer = reader.try_send(Method::GET, &format!("/entries/{entry}"), Some(&token), &[], None).await.expect("the entry");
+        assert_eq!(answer.status, StatusCode::OK, "entry {entry}: {:?}", answer.body);
+        let mut shown: Vec<(String, i64)> = answer.body["legs"]
+            .as_array()
+            .expect("legs")
+            .iter()
+            .map(|leg| {
+                let amount = leg["amount"].as_i64().unwrap();
+                (leg["account_id"].as_str().unwrap().to_owned(), if leg["side"] == "debit" { -amount } else { amount })
+            })
+            .collect();
+        let mut want = legs.clone();
+        shown.sort();
+        want.sort();
+        assert_eq!(shown, want, "entry {entry}: its legs, looked up");
+    }
     let requests = counters.requests.load(Ordering::Relaxed);
     let movements: u64 = movements_of.values().sum();
     log(
